@@ -1,0 +1,52 @@
+//! Numerical kernels of the forward pass. Each is a plain portable implementation over
+//! row-major NHWC `f32` slices; tests compare them with direct, index-by-index formulas.
+
+pub mod dense;
+pub mod local;
+pub mod norm;
+pub mod pool;
+
+use crate::spec::Activation;
+
+/// Applies an activation in place.
+pub fn activate(x: &mut [f32], activation: Activation) {
+    match activation {
+        Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Linear => {}
+    }
+}
+
+/// Numerically stable softmax over each row of `classes` values, in place.
+pub fn softmax_rows(x: &mut [f32], classes: usize) {
+    for row in x.chunks_exact_mut(classes) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for v in row.iter_mut() {
+            *v = crate::math::exp(*v - max);
+            sum += *v;
+        }
+        row.iter_mut().for_each(|v| *v /= sum);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let mut x = [1.0, 2.0, 3.0, 1000.0, 1000.0, 990.0];
+        softmax_rows(&mut x, 3);
+        assert!((x[0..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(x[0] < x[1] && x[1] < x[2]);
+        assert!((x[3] - x[4]).abs() < 1e-7 && x[5] < 1e-4);
+        assert!((x[2] - 0.665_240_9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn relu_clamps_negatives() {
+        let mut x = [-1.0, 0.0, 2.5];
+        activate(&mut x, Activation::Relu);
+        assert_eq!(x, [0.0, 0.0, 2.5]);
+    }
+}
