@@ -12,13 +12,14 @@
 //! | 24..32 | data offset (`u64`, a multiple of 64) |
 //! | 32..40 | data length (`u64`); the file ends at data offset + data length |
 //! | 40..44 | CRC-32 of the metadata |
-//! | 44..48 | CRC-32 of bytes 0..44 |
-//! | 48..64 | zero |
+//! | 44..48 | CRC-32 of bytes 0..44 and 48..64 |
+//! | 48..64 | zero (reserved) |
 //!
 //! Metadata: the encoded [`ModelSpec`], the tensor table (`u32` count; per tensor: name,
 //! dtype code, rank, dims as `u32`, offset from the data start as `u64`, byte length `u64`,
 //! CRC-32 of its bytes `u32`) and the class names (`u32` count, then strings). Strings are a
-//! `u16` byte length followed by UTF-8. Tensor data start at multiples of 64 bytes.
+//! `u16` byte length followed by UTF-8. Tensor data start at multiples of 64 bytes; all padding
+//! is zero, so that every byte of a file is checked.
 //!
 //! [`TnnFile::parse`] checks everything but the tensor bytes, so opening a memory-mapped model
 //! touches only its first pages; [`TnnFile::verify_checksums`] reads every tensor once.
@@ -123,7 +124,7 @@ impl<'a> TnnFile<'a> {
         let data_len = header.u64()?;
         let meta_crc = header.u32()?;
         let header_crc = header.u32()?;
-        if crc32(&bytes[..44]) != header_crc {
+        if header_crc32(&bytes[..HEADER_LEN]) != header_crc {
             return Err(FormatError::HeaderChecksum);
         }
         if version != VERSION {
@@ -158,6 +159,11 @@ impl<'a> TnnFile<'a> {
         let meta = &bytes[HEADER_LEN..meta_end];
         if crc32(meta) != meta_crc {
             return Err(FormatError::MetadataChecksum);
+        }
+        if bytes[meta_end..data_offset].iter().any(|&b| b != 0) {
+            return Err(FormatError::Malformed(
+                "non-zero padding after the metadata".into(),
+            ));
         }
         if (bytes.as_ptr() as usize) % core::mem::align_of::<f32>() != 0 {
             return Err(FormatError::Misaligned);
@@ -243,12 +249,25 @@ impl<'a> TnnFile<'a> {
         Ok(file)
     }
 
-    /// Checks the CRC-32 of every tensor's bytes.
+    /// Checks the CRC-32 of every tensor's bytes, and that the padding between them is zero.
     pub fn verify_checksums(&self) -> Result<(), FormatError> {
-        for t in &self.tensors {
+        let mut by_offset: Vec<&TensorEntry> = self.tensors.iter().collect();
+        by_offset.sort_by_key(|t| t.offset);
+        let mut end = 0;
+        for t in by_offset {
+            let gap = self
+                .bytes
+                .get(self.data_offset + end..self.data_offset + t.offset);
+            if gap.is_none_or(|g| g.iter().any(|&b| b != 0)) {
+                return Err(FormatError::Malformed(format!(
+                    "tensor `{}` overlaps another or follows non-zero padding",
+                    t.name
+                )));
+            }
             if crc32(self.entry_bytes(t)) != t.crc32 {
                 return Err(FormatError::TensorChecksum(t.name.clone()));
             }
+            end = t.offset + t.byte_len;
         }
         Ok(())
     }
@@ -407,7 +426,7 @@ pub fn encode_prefix(
     prefix[24..32].copy_from_slice(&(data_offset as u64).to_le_bytes());
     prefix[32..40].copy_from_slice(&(data_len as u64).to_le_bytes());
     prefix[40..44].copy_from_slice(&crc32(&meta).to_le_bytes());
-    let header_crc = crc32(&prefix[..44]);
+    let header_crc = header_crc32(&prefix[..HEADER_LEN]);
     prefix[44..48].copy_from_slice(&header_crc.to_le_bytes());
     prefix[HEADER_LEN..HEADER_LEN + meta.len()].copy_from_slice(&meta);
     Ok(EncodedPrefix {
@@ -434,6 +453,14 @@ pub fn encode(
 
 fn align_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
+}
+
+/// CRC-32 of the header without its own checksum field.
+fn header_crc32(header: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&header[..44]);
+    h.update(&header[48..HEADER_LEN]);
+    h.finalize()
 }
 
 fn crc32(bytes: &[u8]) -> u32 {

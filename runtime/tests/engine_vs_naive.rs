@@ -1,0 +1,353 @@
+//! The engine, run from a plain byte slice through the core API, against a direct f64
+//! implementation of DESIGN.md's block semantics written independently of the kernels.
+//! These tests use only `core` + `alloc` APIs of the runtime, and CI also runs them with
+//! `--no-default-features`.
+
+use alltnn_runtime::engine::{Engine, Model};
+use alltnn_runtime::format::{self, AlignedBytes, DType, TensorSource, TnnFile};
+use alltnn_runtime::spec::{
+    Activation, InputSpec, LayerKind, LayerSpec, ModelSpec, Norm, NormParams, OutputActivation,
+    Preprocess, ReadoutSpec, TensorSpec,
+};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+fn layer(
+    kind: LayerKind,
+    filters: u32,
+    kernel: u32,
+    stride: u32,
+    norm: Norm,
+    pool: bool,
+) -> LayerSpec {
+    LayerSpec {
+        kind,
+        filters,
+        kernel,
+        stride,
+        bias: true,
+        activation: Activation::Relu,
+        norm,
+        norm_first: false,
+        pool_after: pool,
+    }
+}
+
+fn ln() -> Norm {
+    Norm::LayerNorm(NormParams::default())
+}
+
+fn spec(layers: Vec<LayerSpec>) -> ModelSpec {
+    ModelSpec {
+        input: InputSpec {
+            height: 17,
+            width: 15,
+            channels: 3,
+            preprocess: Preprocess::SignedUnit,
+        },
+        layers,
+        readout: ReadoutSpec {
+            classes: 7,
+            bias: true,
+        },
+        output: OutputActivation::Softmax,
+    }
+}
+
+/// Random weights; variances positive, so BatchNorm stays finite.
+fn weights(spec: &ModelSpec, seed: u64) -> Vec<(TensorSpec, Vec<f32>)> {
+    let mut rng = Rng(seed);
+    spec.tensors()
+        .unwrap()
+        .into_iter()
+        .map(|t| {
+            let positive = t.name().ends_with("moving_variance");
+            let data = (0..t.len())
+                .map(|_| {
+                    if positive {
+                        rng.next().abs() + 0.1
+                    } else {
+                        rng.next() * 0.5
+                    }
+                })
+                .collect();
+            (t, data)
+        })
+        .collect()
+}
+
+fn encode(spec: &ModelSpec, w: &[(TensorSpec, Vec<f32>)]) -> AlignedBytes {
+    let names: Vec<String> = w.iter().map(|(t, _)| t.name()).collect();
+    let sources: Vec<TensorSource> = w
+        .iter()
+        .zip(&names)
+        .map(|((t, d), name)| TensorSource {
+            name,
+            dtype: DType::F32,
+            shape: &t.shape,
+            bytes: bytemuck::cast_slice(d),
+        })
+        .collect();
+    AlignedBytes::from_slice(&format::encode(spec, &sources, &[]).unwrap())
+}
+
+/// Per image: (activation, normalized) of every layer, then the output.
+fn naive(
+    spec: &ModelSpec,
+    w: &[(TensorSpec, Vec<f32>)],
+    image: &[f32],
+) -> (Vec<(Vec<f64>, Vec<f64>)>, Vec<f64>) {
+    let get = |name: &str| {
+        w.iter()
+            .find(|(t, _)| t.name() == name)
+            .map(|(_, d)| d.as_slice())
+    };
+    let (mut h, mut wd, mut c) = (
+        spec.input.height as usize,
+        spec.input.width as usize,
+        spec.input.channels as usize,
+    );
+    let mut x: Vec<f64> = image.iter().map(|&v| v as f64).collect();
+    let mut captured = Vec::new();
+    for (l, ls) in spec.layers.iter().enumerate() {
+        let (k, s, f) = (ls.kernel as usize, ls.stride as usize, ls.filters as usize);
+        let (oh, ow) = ((h - k) / s + 1, (wd - k) / s + 1);
+        let kernel = get(&format!("layer{l}.kernel")).unwrap();
+        let bias = get(&format!("layer{l}.bias"));
+        let mut y = vec![0f64; oh * ow * f];
+        for r in 0..oh {
+            for q in 0..ow {
+                for fi in 0..f {
+                    let p = r * ow + q;
+                    let mut acc = match (bias, ls.kind) {
+                        (Some(b), LayerKind::LocallyConnected) => b[p * f + fi] as f64,
+                        (Some(b), LayerKind::Conv) => b[fi] as f64,
+                        (None, _) => 0.0,
+                    };
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            for ci in 0..c {
+                                let j = (ky * k + kx) * c + ci;
+                                let wv = match ls.kind {
+                                    LayerKind::LocallyConnected => {
+                                        kernel[(p * k * k * c + j) * f + fi]
+                                    }
+                                    LayerKind::Conv => kernel[j * f + fi],
+                                };
+                                acc += x[((r * s + ky) * wd + q * s + kx) * c + ci] * wv as f64;
+                            }
+                        }
+                    }
+                    y[p * f + fi] = acc;
+                }
+            }
+        }
+        let act = |v: &mut Vec<f64>| {
+            if ls.activation == Activation::Relu {
+                v.iter_mut().for_each(|a| *a = a.max(0.0));
+            }
+        };
+        let norm = |v: &mut Vec<f64>| {
+            let gamma = get(&format!("layer{l}.norm.gamma"));
+            let beta = get(&format!("layer{l}.norm.beta"));
+            let g = |ch: usize| gamma.map_or(1.0, |g| g[ch] as f64);
+            let b = |ch: usize| beta.map_or(0.0, |b| b[ch] as f64);
+            match ls.norm {
+                Norm::None => {}
+                Norm::LayerNorm(p) => {
+                    for pos in v.chunks_mut(f) {
+                        let mean = pos.iter().sum::<f64>() / f as f64;
+                        let var = pos.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / f as f64;
+                        for (ch, a) in pos.iter_mut().enumerate() {
+                            *a = (*a - mean) / (var + p.epsilon as f64).sqrt() * g(ch) + b(ch);
+                        }
+                    }
+                }
+                Norm::BatchNorm(p) => {
+                    let mean = get(&format!("layer{l}.norm.moving_mean")).unwrap();
+                    let var = get(&format!("layer{l}.norm.moving_variance")).unwrap();
+                    for pos in v.chunks_mut(f) {
+                        for (ch, a) in pos.iter_mut().enumerate() {
+                            *a = (*a - mean[ch] as f64)
+                                / (var[ch] as f64 + p.epsilon as f64).sqrt()
+                                * g(ch)
+                                + b(ch);
+                        }
+                    }
+                }
+            }
+        };
+        let (a, n) = if ls.norm_first {
+            norm(&mut y);
+            let n = y.clone();
+            act(&mut y);
+            (y, n)
+        } else {
+            act(&mut y);
+            let a = y.clone();
+            norm(&mut y);
+            (a, y)
+        };
+        let block = if ls.norm_first { a.clone() } else { n.clone() };
+        captured.push((a, n));
+        if ls.pool_after {
+            let (ph, pw) = (oh / 2, ow / 2);
+            let mut p = vec![0f64; ph * pw * f];
+            for r in 0..ph {
+                for q in 0..pw {
+                    for ch in 0..f {
+                        let at = |yy: usize, xx: usize| block[(yy * ow + xx) * f + ch];
+                        p[(r * pw + q) * f + ch] = at(2 * r, 2 * q)
+                            .max(at(2 * r, 2 * q + 1))
+                            .max(at(2 * r + 1, 2 * q))
+                            .max(at(2 * r + 1, 2 * q + 1));
+                    }
+                }
+            }
+            x = p;
+            (h, wd) = (ph, pw);
+        } else {
+            x = block;
+            (h, wd) = (oh, ow);
+        }
+        c = f;
+    }
+    let classes = spec.readout.classes as usize;
+    let rk = get("readout.kernel").unwrap();
+    let rb = get("readout.bias").unwrap();
+    let mut logits: Vec<f64> = (0..classes)
+        .map(|o| {
+            rb[o] as f64
+                + x.iter()
+                    .enumerate()
+                    .map(|(i, &v)| v * rk[i * classes + o] as f64)
+                    .sum::<f64>()
+        })
+        .collect();
+    if spec.output == OutputActivation::Softmax {
+        let max = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let sum: f64 = logits.iter().map(|v| (v - max).exp()).sum();
+        logits.iter_mut().for_each(|v| *v = (*v - max).exp() / sum);
+    }
+    (captured, logits)
+}
+
+fn assert_close(got: &[f32], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            ((*a as f64) - b).abs() <= 1e-5 * scale,
+            "{what}[{i}]: {a} vs {b} (scale {scale})"
+        );
+    }
+}
+
+fn check(spec: ModelSpec, batch: usize, capacity: usize) {
+    let w = weights(&spec, 42);
+    let bytes = encode(&spec, &w);
+    let file = TnnFile::parse_verified(&bytes).unwrap();
+    let model = Model::from_file(&file).unwrap();
+    let mut engine = Engine::new(&model, capacity).unwrap();
+    let mut rng = Rng(9);
+    let per = spec.input_len();
+    let input: Vec<f32> = (0..batch * per).map(|_| rng.next()).collect();
+    let out = engine.run(&input).unwrap().to_vec();
+    let classes = spec.readout.classes as usize;
+    for b in 0..batch {
+        let (layers, probs) = naive(&spec, &w, &input[b * per..(b + 1) * per]);
+        assert_close(&out[b * classes..(b + 1) * classes], &probs, "output");
+        for (l, (a, n)) in layers.iter().enumerate() {
+            let len = a.len();
+            assert_close(
+                &engine.activation(l)[b * len..(b + 1) * len],
+                a,
+                &format!("activation {l}"),
+            );
+            if let Some(normed) = engine.normalized(l) {
+                assert_close(&normed[b * len..(b + 1) * len], n, &format!("norm {l}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn locally_connected_with_layer_norm_and_pooling() {
+    let s = spec(vec![
+        layer(LayerKind::LocallyConnected, 6, 3, 2, ln(), true),
+        layer(LayerKind::LocallyConnected, 4, 2, 1, ln(), false),
+    ]);
+    check(s, 3, 4);
+}
+
+#[test]
+fn conv_with_batch_norm_norm_first_and_no_bias() {
+    let mut bn = layer(
+        LayerKind::Conv,
+        5,
+        3,
+        1,
+        Norm::BatchNorm(NormParams {
+            epsilon: 1e-3,
+            center: true,
+            scale: false,
+        }),
+        true,
+    );
+    bn.norm_first = true;
+    let mut plain = layer(LayerKind::Conv, 3, 2, 2, Norm::None, false);
+    plain.bias = true;
+    let mut s = spec(vec![bn, plain]);
+    s.output = OutputActivation::Linear;
+    check(s, 2, 2);
+}
+
+#[test]
+fn mixed_layers_linear_activation_and_a_partial_batch() {
+    let mut lin = layer(
+        LayerKind::LocallyConnected,
+        4,
+        3,
+        1,
+        Norm::LayerNorm(NormParams {
+            epsilon: 1e-5,
+            center: false,
+            scale: true,
+        }),
+        true,
+    );
+    lin.activation = Activation::Linear;
+    let s = spec(vec![lin, layer(LayerKind::Conv, 9, 3, 1, ln(), true)]);
+    check(s, 1, 5);
+}
+
+#[test]
+fn engine_refuses_wrong_input_lengths() {
+    let s = spec(vec![layer(LayerKind::Conv, 2, 3, 2, ln(), false)]);
+    let w = weights(&s, 1);
+    let bytes = encode(&s, &w);
+    let file = TnnFile::parse(&bytes).unwrap();
+    let model = Model::from_file(&file).unwrap();
+    let mut engine = Engine::new(&model, 2).unwrap();
+    let per = s.input_len();
+    assert!(engine
+        .run(&vec![0.0; per + 1])
+        .unwrap_err()
+        .to_string()
+        .contains("values"));
+    assert!(engine
+        .run(&vec![0.0; 3 * per])
+        .unwrap_err()
+        .to_string()
+        .contains("larger than"));
+    assert!(engine.run(&[]).is_err());
+}
