@@ -100,12 +100,15 @@ fn encode(spec: &ModelSpec, w: &[(TensorSpec, Vec<f32>)]) -> AlignedBytes {
     AlignedBytes::from_slice(&format::encode(spec, &sources, &[]).unwrap())
 }
 
+/// (activation, normalized) of one layer for one image.
+type Captured = (Vec<f64>, Vec<f64>);
+
 /// Per image: (activation, normalized) of every layer, then the output.
 fn naive(
     spec: &ModelSpec,
     w: &[(TensorSpec, Vec<f32>)],
     image: &[f32],
-) -> (Vec<(Vec<f64>, Vec<f64>)>, Vec<f64>) {
+) -> (Vec<Captured>, Vec<f64>) {
     let get = |name: &str| {
         w.iter()
             .find(|(t, _)| t.name() == name)

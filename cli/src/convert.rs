@@ -1,0 +1,100 @@
+//! `alltnn convert`: Keras checkpoints and original model directories to `.tnn`.
+
+use std::path::PathBuf;
+
+use alltnn_converter::keras::{import_h5, ImportOptions};
+use alltnn_converter::{model_dir, spec_file, tnn};
+use anyhow::{bail, Result};
+
+use crate::classes;
+
+/// Convert a model to the compact `.tnn` format.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Keras weight file (`model.save_weights` HDF5, e.g. `ckpt_ep035.h5`) or an original model
+    /// directory (`hparams.pickle` + `training_checkpoints/`).
+    input: PathBuf,
+    /// Output file (`.tnn`).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Input image size (square); required for `.h5` files without `--spec`, read from
+    /// `hparams.pickle` for model directories.
+    #[arg(long)]
+    image_size: Option<u32>,
+    /// JSON model spec (see `models/*.json`) instead of inferring the architecture.
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// Strides of the layers, for conv checkpoints whose shapes fit several (conv strides are
+    /// not stored; original CNN-control directories get the paper's).
+    #[arg(long, value_delimiter = ',')]
+    strides: Option<Vec<u32>>,
+    /// Checkpoint epoch of a model directory (default: the latest).
+    #[arg(long)]
+    epoch: Option<u32>,
+    /// Norm epsilon when the file does not say (Keras default 1e-3).
+    #[arg(long)]
+    norm_epsilon: Option<f32>,
+    /// Class names to store: a JSON array/object or text file, `ecoset`, or `none`. Default:
+    /// the ecoset names for 565-class models, none otherwise.
+    #[arg(long)]
+    classes: Option<String>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if args.output.extension().and_then(|e| e.to_str()) != Some("tnn") {
+        bail!("{}: the output must be a .tnn file", args.output.display());
+    }
+    let options = ImportOptions {
+        image_size: args.image_size,
+        spec: args
+            .spec
+            .as_deref()
+            .map(spec_file::read_spec_file)
+            .transpose()?,
+        norm_epsilon: args.norm_epsilon,
+        strides: args.strides,
+    };
+    let model = if model_dir::is_model_dir(&args.input) {
+        model_dir::import_model_dir(&args.input, args.epoch, &options)?
+    } else if args.input.is_dir() {
+        bail!(
+            "{}: a directory without hparams.pickle is not an original model directory",
+            args.input.display()
+        );
+    } else {
+        if args.epoch.is_some() {
+            bail!(
+                "--epoch applies to model directories, not to {}",
+                args.input.display()
+            );
+        }
+        import_h5(&args.input, &options)?
+    };
+    let n_classes = model.spec.readout.classes as usize;
+    let names = match args.classes.as_deref() {
+        Some("none") => Vec::new(),
+        Some("ecoset") => classes::ecoset(),
+        Some(file) => classes::read(file.as_ref())?,
+        None if n_classes == classes::ECOSET_CLASSES => {
+            eprintln!("note: storing ecoset class names; {}", classes::ECOSET_NOTE);
+            classes::ecoset()
+        }
+        None => Vec::new(),
+    };
+    if !names.is_empty() && names.len() != n_classes {
+        bail!(
+            "{} class names given for a model with {n_classes} outputs",
+            names.len()
+        );
+    }
+    let size = tnn::write_tnn(&args.output, &model, &names)?;
+    let params: usize = model.tensors.iter().map(|t| t.data.len()).sum();
+    println!(
+        "wrote {} ({} layers, {} parameters, {:.1} MB)",
+        args.output.display(),
+        model.spec.layers.len(),
+        params,
+        size as f64 / 1e6
+    );
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! `alltnn convert` + `alltnn infer --activations` on the Keras fixtures reproduce every
+//! post-ReLU and post-norm activation and the probabilities of TensorFlow within
+//! max|Δ| ≤ 1e-4 · max|ref| per tensor, and the reference predictions.
+
+mod support;
+
+use support::*;
+
+/// `strides`: conv checkpoints do not store them, and the tiny CNN's shapes fit several.
+fn parity(name: &str, strides: &str) {
+    let fixture = fixtures().join(name);
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("reference.json")).unwrap())
+            .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model.tnn");
+    alltnn_ok(&[
+        &"convert",
+        &fixture.join("weights.h5"),
+        &"--image-size",
+        &"48",
+        &"--strides",
+        &strides,
+        &"-o",
+        &model,
+    ]);
+
+    // Preprocessed float input, batch 4 over 6 stimuli: a full and a partial batch.
+    let out = tmp.path().join("out");
+    alltnn_ok(&[
+        &"infer",
+        &model,
+        &fixture.join("input.npy"),
+        &"--out",
+        &out,
+        &"--activations",
+        &"--batch",
+        &"4",
+    ]);
+    let layers = reference["layers"].as_array().unwrap().len();
+    let mut worst = 0f32;
+    for l in 0..layers {
+        for stage in ["relu", "norm"] {
+            let file = format!("{stage}_{l}.npy");
+            let rel = assert_close(
+                &read_npy_f32(&out.join(&file)),
+                &read_npy_f32(&fixture.join(&file)),
+                1e-4,
+                &format!("{name} {file}"),
+            );
+            worst = worst.max(rel);
+        }
+    }
+    let probs = read_npy_f32(&out.join("probs.npy"));
+    worst = worst.max(assert_close(
+        &probs,
+        &read_npy_f32(&fixture.join("probs.npy")),
+        1e-4,
+        &format!("{name} probs"),
+    ));
+    eprintln!("{name}: worst max|Δ|/max|ref| over all tensors = {worst:e}");
+
+    let classes = probs.shape[1];
+    let argmax: Vec<u64> = probs
+        .data
+        .chunks(classes)
+        .map(|row| {
+            (0..classes)
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap() as u64
+        })
+        .collect();
+    let expected: Vec<u64> = reference["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(argmax, expected, "{name}: predictions");
+
+    let csv = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
+    let top1: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(top1, expected, "{name}: predictions.csv");
+
+    // Raw uint8 stimuli go through the original's preprocessing and give the same output.
+    let out_u8 = tmp.path().join("out_u8");
+    alltnn_ok(&[
+        &"infer",
+        &model,
+        &fixture.join("input_u8.npy"),
+        &"--out",
+        &out_u8,
+    ]);
+    assert_close(
+        &read_npy_f32(&out_u8.join("probs.npy")),
+        &probs,
+        1e-5,
+        &format!("{name} probs from uint8"),
+    );
+}
+
+#[test]
+fn tiny_alltnn_matches_keras() {
+    parity("tiny-alltnn", "2,1,1,1");
+}
+
+#[test]
+fn tiny_cnn_matches_keras() {
+    parity("tiny-cnn", "2,1,1,1");
+}
+
+#[test]
+fn info_reports_the_fixture_architecture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model.tnn");
+    alltnn_ok(&[
+        &"convert",
+        &fixtures().join("tiny-alltnn/weights.h5"),
+        &"--image-size",
+        &"48",
+        &"-o",
+        &model,
+    ]);
+    let info = alltnn_ok(&[&"info", &model]);
+    // 22·22·(75·16 + 16) + 9·9·(144·16 + 16) + 7·7·(144·25 + 25) + 2·2·(100·36 + 36) + LayerNorms + readout.
+    let params = 22 * 22 * (75 * 16 + 16)
+        + 9 * 9 * (144 * 16 + 16)
+        + 7 * 7 * (144 * 25 + 25)
+        + 4 * (100 * 36 + 36)
+        + 2 * (16 + 16 + 25 + 36)
+        + 144 * 10
+        + 10;
+    assert!(info.contains(&format!("parameters: {params}")), "{info}");
+    for sheet in ["88x88", "36x36", "35x35", "12x12"] {
+        assert!(info.contains(sheet), "sheet {sheet} missing: {info}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&alltnn_ok(&[&"info", &model, &"--json"])).unwrap();
+    assert_eq!(json["parameters"], params);
+    assert_eq!(json["layers"][2]["pooled"], serde_json::json!([3, 3, 25]));
+}
