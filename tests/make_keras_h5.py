@@ -18,7 +18,7 @@ IMAGE, CLASSES = 150, 565
 def main(out, kind, seed):
     rng = np.random.default_rng(seed)
     f = h5py.File(out, "w")
-    names = ["input"]
+    names = []
 
     def layer(name, weights):
         names.append(name)
@@ -32,6 +32,7 @@ def main(out, kind, seed):
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, size=shape).astype(np.float32)
 
+    layer("input", {})
     size, channels, pools = IMAGE, 3, 0
     for l, (filters, k, s) in enumerate(LAYERS):
         out_size = (size - k) // s + 1
