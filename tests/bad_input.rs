@@ -191,6 +191,20 @@ fn npy_of_the_wrong_shape_or_dtype() {
     write_npy(&doubles, &[1, 48, 48, 3], &vec![0f64; 48 * 48 * 3]);
     let err = infer_fails(&model, &doubles, &tmp.path().join("out"));
     assert!(err.contains("doubles.npy") && err.contains("<f8"), "{err}");
+    let cut = tmp.path().join("cut.npy");
+    write_npy(&cut, &[2, 48, 48, 3], &vec![7u8; 2 * 48 * 48 * 3]);
+    let len = std::fs::metadata(&cut).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    let err = infer_fails(&model, &cut, &tmp.path().join("out"));
+    assert!(
+        err.contains("cut.npy") && err.contains("truncated"),
+        "{err}"
+    );
     let garbage = tmp.path().join("garbage.npy");
     std::fs::write(&garbage, b"\x93NUMPY garbage").unwrap();
     let err = infer_fails(&model, &garbage, &tmp.path().join("out"));

@@ -21,9 +21,11 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod energy;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod hardware;
 pub mod kernels;
 mod math;
 #[cfg(feature = "mmap")]

@@ -3,6 +3,7 @@
 //! These tests use only `core` + `alloc` APIs of the runtime, and CI also runs them with
 //! `--no-default-features`.
 
+use alltnn_runtime::energy::EnergyMeter;
 use alltnn_runtime::engine::{Engine, Model};
 use alltnn_runtime::format::{self, AlignedBytes, DType, TensorSource, TnnFile};
 use alltnn_runtime::spec::{
@@ -100,8 +101,8 @@ fn encode(spec: &ModelSpec, w: &[(TensorSpec, Vec<f32>)]) -> AlignedBytes {
     AlignedBytes::from_slice(&format::encode(spec, &sources, &[]).unwrap())
 }
 
-/// (activation, normalized) of one layer for one image.
-type Captured = (Vec<f64>, Vec<f64>);
+/// (activation, normalized, presynaptic energy Σ|w|·|x|) of one layer for one image.
+type Captured = (Vec<f64>, Vec<f64>, Vec<f64>);
 
 /// Per image: (activation, normalized) of every layer, then the output.
 fn naive(
@@ -127,10 +128,12 @@ fn naive(
         let kernel = get(&format!("layer{l}.kernel")).unwrap();
         let bias = get(&format!("layer{l}.bias"));
         let mut y = vec![0f64; oh * ow * f];
+        let mut pre = vec![0f64; oh * ow * f];
         for r in 0..oh {
             for q in 0..ow {
                 for fi in 0..f {
                     let p = r * ow + q;
+                    let mut energy = 0.0;
                     let mut acc = match (bias, ls.kind) {
                         (Some(b), LayerKind::LocallyConnected) => b[p * f + fi] as f64,
                         (Some(b), LayerKind::Conv) => b[fi] as f64,
@@ -146,11 +149,14 @@ fn naive(
                                     }
                                     LayerKind::Conv => kernel[j * f + fi],
                                 };
-                                acc += x[((r * s + ky) * wd + q * s + kx) * c + ci] * wv as f64;
+                                let xv = x[((r * s + ky) * wd + q * s + kx) * c + ci];
+                                acc += xv * wv as f64;
+                                energy += xv.abs() * (wv as f64).abs();
                             }
                         }
                     }
                     y[p * f + fi] = acc;
+                    pre[p * f + fi] = energy;
                 }
             }
         }
@@ -201,7 +207,7 @@ fn naive(
             (a, y)
         };
         let block = if ls.norm_first { a.clone() } else { n.clone() };
-        captured.push((a, n));
+        captured.push((a, n, pre));
         if ls.pool_after {
             let (ph, pw) = (oh / 2, ow / 2);
             let mut p = vec![0f64; ph * pw * f];
@@ -269,7 +275,7 @@ fn check(spec: ModelSpec, batch: usize, capacity: usize) {
     for b in 0..batch {
         let (layers, probs) = naive(&spec, &w, &input[b * per..(b + 1) * per]);
         assert_close(&out[b * classes..(b + 1) * classes], &probs, "output");
-        for (l, (a, n)) in layers.iter().enumerate() {
+        for (l, (a, n, _)) in layers.iter().enumerate() {
             let len = a.len();
             assert_close(
                 &engine.activation(l)[b * len..(b + 1) * len],
@@ -281,6 +287,97 @@ fn check(spec: ModelSpec, batch: usize, capacity: usize) {
             }
         }
     }
+}
+
+/// The energy meter against E_post = |a|, E_pre = Σ|w|·|x| computed directly, summed over
+/// stimuli fed in two batches.
+fn check_energy(spec: ModelSpec) {
+    let w = weights(&spec, 3);
+    let bytes = encode(&spec, &w);
+    let file = TnnFile::parse(&bytes).unwrap();
+    let model = Model::from_file(&file).unwrap();
+    let mut engine = Engine::new(&model, 2).unwrap();
+    let mut meter = EnergyMeter::new(&model, 2);
+    let mut rng = Rng(5);
+    let per = spec.input_len();
+    let input: Vec<f32> = (0..3 * per).map(|_| rng.next()).collect();
+    for chunk in input.chunks(2 * per) {
+        engine.run(chunk).unwrap();
+        meter.accumulate(&engine, chunk);
+    }
+    assert_eq!(meter.stimuli(), 3);
+    let mut want: Vec<(Vec<f64>, Vec<f64>, u64)> = Vec::new();
+    for image in input.chunks(per) {
+        let (layers, _) = naive(&spec, &w, image);
+        for (l, (a, _, pre)) in layers.into_iter().enumerate() {
+            if want.len() <= l {
+                want.push((vec![0.0; a.len()], vec![0.0; a.len()], 0));
+            }
+            want[l]
+                .0
+                .iter_mut()
+                .zip(&a)
+                .for_each(|(s, v)| *s += v.abs());
+            want[l].1.iter_mut().zip(&pre).for_each(|(s, v)| *s += v);
+        }
+    }
+    for (l, (post, pre, _)) in want.iter().enumerate() {
+        let got = &meter.layers()[l];
+        let as_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        assert_close(&as_f32(&got.post), post, &format!("E_post {l}"));
+        assert_close(&as_f32(&got.pre), pre, &format!("E_pre {l}"));
+        let total: Vec<f64> = post
+            .iter()
+            .zip(pre)
+            .map(|(a, b)| a / 3.0 + 2.0 * b / 3.0)
+            .collect();
+        assert_close(&as_f32(&got.totals()), &total, &format!("E {l}"));
+    }
+}
+
+#[test]
+fn energy_of_locally_connected_and_conv_layers() {
+    check_energy(spec(vec![
+        layer(LayerKind::LocallyConnected, 6, 3, 2, ln(), true),
+        layer(LayerKind::Conv, 4, 2, 1, ln(), false),
+    ]));
+    let mut bn = layer(
+        LayerKind::Conv,
+        5,
+        3,
+        1,
+        Norm::BatchNorm(NormParams::default()),
+        false,
+    );
+    bn.norm_first = true;
+    check_energy(spec(vec![
+        bn,
+        layer(LayerKind::LocallyConnected, 3, 3, 3, Norm::None, false),
+    ]));
+}
+
+#[test]
+fn nonzero_macs_count_inputs_that_are_not_zero() {
+    // One 3×3×1 conv over a 4×4 image with a zero pixel at (0, 0): the four 3×3 windows hold
+    // 9 + 9 + 9 + 8 non-zero pixels; 2 filters.
+    let mut s = spec(vec![layer(LayerKind::Conv, 2, 3, 1, Norm::None, false)]);
+    s.input = InputSpec {
+        height: 4,
+        width: 4,
+        channels: 1,
+        preprocess: Preprocess::SignedUnit,
+    };
+    let w = weights(&s, 1);
+    let bytes = encode(&s, &w);
+    let file = TnnFile::parse(&bytes).unwrap();
+    let model = Model::from_file(&file).unwrap();
+    let mut engine = Engine::new(&model, 1).unwrap();
+    let mut meter = EnergyMeter::new(&model, 1);
+    let mut image = vec![0.5f32; 16];
+    image[0] = 0.0;
+    engine.run(&image).unwrap();
+    meter.accumulate(&engine, &image);
+    assert_eq!(meter.layers()[0].nonzero_macs, (9 + 9 + 9 + 8) * 2);
 }
 
 #[test]

@@ -1,0 +1,185 @@
+//! The original's per-unit energy (DESIGN.md "Energy"), accumulated while inference runs, in
+//! memory that does not grow with the number of stimuli.
+//!
+//! For unit `u` of a layer and one stimulus:
+//! * postsynaptic `E_post = |a_u|`, `a` the layer's output after its activation (post-ReLU);
+//! * presynaptic `E_pre = Σ_k |w_k|·|x_k|`: the layer with absolute weights and no bias applied to
+//!   the absolute value of its actual input (the previous block's output after norm and
+//!   pooling; the preprocessed image for layer 0);
+//! * `E = E_post / 3 + 2·E_pre / 3`.
+//!
+//! Totals are kept per unit and summed over stimuli in f64. The meter also counts the
+//! multiply-accumulates whose input is non-zero — the event-driven view of the same layers.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::engine::{Engine, Model};
+use crate::kernels::local::{self, LocalShape, Sharing};
+use crate::spec::LayerKind;
+
+/// Per-unit energy sums of one layer, `H × W × C` (row-major, like its activation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerEnergy {
+    pub post: Vec<f64>,
+    pub pre: Vec<f64>,
+    /// Multiply-accumulates with a non-zero input, summed over stimuli.
+    pub nonzero_macs: u64,
+}
+
+impl LayerEnergy {
+    /// Per-unit total `E_post / 3 + 2·E_pre / 3`.
+    pub fn totals(&self) -> Vec<f64> {
+        self.post
+            .iter()
+            .zip(&self.pre)
+            .map(|(p, q)| p / 3.0 + 2.0 * q / 3.0)
+            .collect()
+    }
+
+    pub fn post_sum(&self) -> f64 {
+        self.post.iter().sum()
+    }
+
+    pub fn pre_sum(&self) -> f64 {
+        self.pre.iter().sum()
+    }
+
+    pub fn total(&self) -> f64 {
+        self.post_sum() / 3.0 + 2.0 * self.pre_sum() / 3.0
+    }
+}
+
+/// Accumulates energy over the batches an [`Engine`] runs.
+pub struct EnergyMeter {
+    /// `|W|` of every layer, derived once; the model itself is never changed.
+    abs_kernels: Vec<Vec<f32>>,
+    layers: Vec<LayerEnergy>,
+    stimuli: u64,
+    abs_input: Vec<f32>,
+    pre_out: Vec<f32>,
+    patches: Vec<f32>,
+}
+
+impl EnergyMeter {
+    /// A meter for `model` and batches of up to `capacity` images.
+    pub fn new(model: &Model<'_>, capacity: usize) -> EnergyMeter {
+        let geometry = model.geometry();
+        let abs_kernels = (0..geometry.len())
+            .map(|l| {
+                model
+                    .layer_weights(l)
+                    .kernel
+                    .iter()
+                    .map(|w| w.abs())
+                    .collect()
+            })
+            .collect();
+        let layers = geometry
+            .iter()
+            .map(|g| LayerEnergy {
+                post: vec![0.0; g.output_len()],
+                pre: vec![0.0; g.output_len()],
+                nonzero_macs: 0,
+            })
+            .collect();
+        let max =
+            |f: fn(&crate::spec::LayerGeometry) -> usize| geometry.iter().map(f).max().unwrap_or(0);
+        EnergyMeter {
+            abs_kernels,
+            layers,
+            stimuli: 0,
+            abs_input: vec![0.0; capacity * max(|g| g.input_len())],
+            pre_out: vec![0.0; capacity * max(|g| g.output_len())],
+            patches: vec![0.0; capacity * max(|g| g.patch)],
+        }
+    }
+
+    /// Adds the energy of the batch `engine` has just run on `input` (the same preprocessed
+    /// values passed to [`Engine::run`]).
+    pub fn accumulate(&mut self, engine: &Engine<'_, '_>, input: &[f32]) {
+        let model = engine.model();
+        let batch = engine.batch();
+        for (l, g) in model.geometry().iter().enumerate() {
+            let layer = &model.spec().layers[l];
+            let x = if l == 0 {
+                input
+            } else {
+                engine.block_output(l - 1)
+            };
+            let n_in = batch * g.input_len();
+            let abs_x = &mut self.abs_input[..n_in];
+            for (a, v) in abs_x.iter_mut().zip(&x[..n_in]) {
+                *a = v.abs();
+            }
+            let shape = LocalShape {
+                input: g.input,
+                kernel: layer.kernel as usize,
+                stride: layer.stride as usize,
+                output: g.output,
+            };
+            let sharing = match layer.kind {
+                LayerKind::LocallyConnected => Sharing::PerPosition,
+                LayerKind::Conv => Sharing::Shared,
+            };
+            let n_out = batch * g.output_len();
+            let pre_out = &mut self.pre_out[..n_out];
+            let patches = &mut self.patches;
+            local::forward(
+                &shape,
+                sharing,
+                &self.abs_kernels[l],
+                None,
+                batch,
+                abs_x,
+                patches,
+                pre_out,
+            );
+            let energy = &mut self.layers[l];
+            energy.nonzero_macs += nonzero_macs(&shape, batch, abs_x, &mut patches[..g.patch]);
+            let act = engine.activation(l);
+            for b in 0..batch {
+                let unit = b * g.output_len()..(b + 1) * g.output_len();
+                for ((post, pre), (&a, &p)) in energy
+                    .post
+                    .iter_mut()
+                    .zip(energy.pre.iter_mut())
+                    .zip(act[unit.clone()].iter().zip(&pre_out[unit]))
+                {
+                    *post += a.abs() as f64;
+                    *pre += p as f64;
+                }
+            }
+        }
+        self.stimuli += batch as u64;
+    }
+
+    /// Stimuli accumulated so far.
+    pub fn stimuli(&self) -> u64 {
+        self.stimuli
+    }
+
+    pub fn layers(&self) -> &[LayerEnergy] {
+        &self.layers
+    }
+}
+
+/// Multiply-accumulates of a layer whose input value is non-zero, over a batch.
+fn nonzero_macs(shape: &LocalShape, batch: usize, input: &[f32], patch: &mut [f32]) -> u64 {
+    let in_len: usize = shape.input.iter().product();
+    let mut count = 0u64;
+    for b in 0..batch {
+        let image = &input[b * in_len..(b + 1) * in_len];
+        for p in 0..shape.positions() {
+            local::gather_patch(
+                shape,
+                image,
+                p / shape.output[1],
+                p % shape.output[1],
+                patch,
+            );
+            count += patch.iter().filter(|&&x| x != 0.0).count() as u64;
+        }
+    }
+    count * shape.output[2] as u64
+}
