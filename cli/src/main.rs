@@ -2,9 +2,11 @@
 
 mod classes;
 mod convert;
+mod energy;
 mod infer;
 mod info;
 mod outputs;
+mod rapl;
 mod stimuli;
 
 use std::process::ExitCode;
@@ -27,6 +29,7 @@ enum Command {
     Convert(convert::Args),
     Info(info::Args),
     Infer(infer::Args),
+    Energy(energy::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert::run(args),
         Command::Info(args) => info::run(args),
         Command::Infer(args) => infer::run(args),
+        Command::Energy(args) => energy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
