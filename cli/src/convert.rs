@@ -2,17 +2,18 @@
 
 use std::path::PathBuf;
 
-use alltnn_converter::keras::{import_h5, ImportOptions};
-use alltnn_converter::{model_dir, spec_file, tnn};
+use alltnn_converter::tnn;
 use anyhow::{bail, Result};
 
 use crate::classes;
+use crate::weights::{self, LoadOptions};
 
 /// Convert a model to the compact `.tnn` format.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Keras weight file (`model.save_weights` HDF5, e.g. `ckpt_ep035.h5`) or an original model
-    /// directory (`hparams.pickle` + `training_checkpoints/`).
+    /// Keras weight file (`model.save_weights` HDF5, e.g. `ckpt_ep035.h5`), an original model
+    /// directory (`hparams.pickle` + `training_checkpoints/`), a training checkpoint
+    /// (`ckpt_epNNN.safetensors`) or a `.tnn` file.
     input: PathBuf,
     /// Output file (`.tnn`).
     #[arg(short, long)]
@@ -21,9 +22,10 @@ pub struct Args {
     /// `hparams.pickle` for model directories.
     #[arg(long)]
     image_size: Option<u32>,
-    /// JSON model spec (see `models/*.json`) instead of inferring the architecture.
+    /// JSON model spec or preset name (`models/*.json`: paper-alltnn, paper-cnn, tiny, …)
+    /// instead of inferring the architecture.
     #[arg(long)]
-    spec: Option<PathBuf>,
+    spec: Option<String>,
     /// Strides of the layers, for conv checkpoints whose shapes fit several (conv strides are
     /// not stored; original CNN-control directories get the paper's).
     #[arg(long, value_delimiter = ',')]
@@ -44,32 +46,14 @@ pub fn run(args: Args) -> Result<()> {
     if args.output.extension().and_then(|e| e.to_str()) != Some("tnn") {
         bail!("{}: the output must be a .tnn file", args.output.display());
     }
-    let options = ImportOptions {
+    let options = LoadOptions {
         image_size: args.image_size,
-        spec: args
-            .spec
-            .as_deref()
-            .map(spec_file::read_spec_file)
-            .transpose()?,
-        norm_epsilon: args.norm_epsilon,
+        spec: args.spec.as_deref().map(weights::spec).transpose()?,
         strides: args.strides,
+        norm_epsilon: args.norm_epsilon,
+        epoch: args.epoch,
     };
-    let model = if model_dir::is_model_dir(&args.input) {
-        model_dir::import_model_dir(&args.input, args.epoch, &options)?
-    } else if args.input.is_dir() {
-        bail!(
-            "{}: a directory without hparams.pickle is not an original model directory",
-            args.input.display()
-        );
-    } else {
-        if args.epoch.is_some() {
-            bail!(
-                "--epoch applies to model directories, not to {}",
-                args.input.display()
-            );
-        }
-        import_h5(&args.input, &options)?
-    };
+    let model = weights::load(&args.input, &options)?;
     let n_classes = model.spec.readout.classes as usize;
     let names = match args.classes.as_deref() {
         Some("none") => Vec::new(),

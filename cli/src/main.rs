@@ -7,7 +7,10 @@ mod infer;
 mod info;
 mod outputs;
 mod rapl;
+mod spatial;
 mod stimuli;
+mod train;
+mod weights;
 
 use std::process::ExitCode;
 
@@ -30,6 +33,9 @@ enum Command {
     Info(info::Args),
     Infer(infer::Args),
     Energy(energy::Args),
+    Train(Box<train::Args>),
+    #[command(name = "spatial-loss")]
+    SpatialLoss(spatial::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +45,8 @@ fn main() -> ExitCode {
         Command::Info(args) => info::run(args),
         Command::Infer(args) => infer::run(args),
         Command::Energy(args) => energy::run(args),
+        Command::Train(args) => train::run(*args),
+        Command::SpatialLoss(args) => spatial::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
