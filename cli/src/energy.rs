@@ -9,7 +9,6 @@ use alltnn_analysis::render::{self, Series};
 use alltnn_runtime::energy::EnergyMeter;
 use alltnn_runtime::engine::{Engine, Model};
 use alltnn_runtime::hardware::{self, EnergyTable, LayerCost, WeightType};
-use alltnn_runtime::mmap::MappedModel;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -17,6 +16,7 @@ use serde_json::{json, Value};
 use crate::outputs::{NpyStream, OutputDir};
 use crate::rapl::Rapl;
 use crate::stimuli::Stimuli;
+use crate::weights;
 
 /// Measure per-unit energy (the original's definition), energy maps and a hardware estimate.
 #[derive(clap::Args)]
@@ -128,9 +128,8 @@ fn measure(
     table: &EnergyTable,
 ) -> Result<Measurement> {
     let context = || format!("{}", path.display());
-    let mapped = MappedModel::open(path).with_context(context)?;
-    let file = mapped.parse().with_context(context)?;
-    file.verify_checksums().with_context(context)?;
+    let mapped = weights::map(path)?;
+    let file = weights::verified(&mapped, path)?;
     let model = Model::from_file(&file).with_context(context)?;
     let spec = model.spec();
     let stimuli = Stimuli::open(inputs, spec)?;

@@ -4,13 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use alltnn_runtime::engine::{Engine, Model};
-use alltnn_runtime::mmap::MappedModel;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::classes;
 use crate::outputs::{NpyStream, OutputDir};
 use crate::stimuli::Stimuli;
+use crate::weights;
 
 /// Run a model on images or `.npy` stimuli.
 #[derive(clap::Args)]
@@ -43,12 +43,8 @@ struct Prediction {
 
 pub fn run(args: Args) -> Result<()> {
     let path = &args.model;
-    let mapped = MappedModel::open(path).with_context(|| format!("{}", path.display()))?;
-    let file = mapped
-        .parse()
-        .with_context(|| format!("{}", path.display()))?;
-    file.verify_checksums()
-        .with_context(|| format!("{}", path.display()))?;
+    let mapped = weights::map(path)?;
+    let file = weights::verified(&mapped, path)?;
     let model = Model::from_file(&file).with_context(|| format!("{}", path.display()))?;
     let spec = model.spec();
     let stimuli = Stimuli::open(&args.inputs, spec)?;

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use alltnn_runtime::mmap::MappedModel;
 use alltnn_runtime::sheet::SheetLayout;
 use alltnn_runtime::spec::{LayerKind, Norm, OutputActivation, Preprocess};
-use anyhow::{Context, Result};
+use anyhow::Result;
+
+use crate::weights;
 
 /// Show a model's architecture, sizes and storage.
 #[derive(clap::Args)]
@@ -19,12 +20,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let path = &args.model;
-    let mapped = MappedModel::open(path).with_context(|| format!("{}", path.display()))?;
-    let file = mapped
-        .parse()
-        .with_context(|| format!("{}", path.display()))?;
-    file.verify_checksums()
-        .with_context(|| format!("{}", path.display()))?;
+    let mapped = weights::map(path)?;
+    let file = weights::verified(&mapped, path)?;
     let spec = file.spec();
     let geometry = spec.geometry()?;
     let params = spec.parameter_count()?;

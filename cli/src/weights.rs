@@ -6,6 +6,7 @@ use std::path::Path;
 use alltnn_converter::keras::{import_h5, ImportOptions};
 use alltnn_converter::{model_dir, spec_file, ImportedModel, NamedTensor};
 use alltnn_runtime::format::{AlignedBytes, TnnFile};
+use alltnn_runtime::mmap::MappedModel;
 use alltnn_runtime::ModelSpec;
 use anyhow::{bail, Context, Result};
 
@@ -48,6 +49,21 @@ pub struct LoadOptions {
     pub strides: Option<Vec<u32>>,
     pub norm_epsilon: Option<f32>,
     pub epoch: Option<u32>,
+}
+
+/// Maps a `.tnn` file (copying nothing).
+pub fn map(path: &Path) -> Result<MappedModel> {
+    MappedModel::open(path).with_context(|| format!("{}", path.display()))
+}
+
+/// Parses a mapped `.tnn` file and verifies every checksum before the model is used.
+pub fn verified<'a>(mapped: &'a MappedModel, path: &Path) -> Result<TnnFile<'a>> {
+    let file = mapped
+        .parse()
+        .with_context(|| format!("{}", path.display()))?;
+    file.verify_checksums()
+        .with_context(|| format!("{}", path.display()))?;
+    Ok(file)
 }
 
 /// Reads any supported model file or directory.

@@ -109,10 +109,12 @@ impl Optimizer {
 
     /// Gradients in variable order, clipped.
     fn clipped(&self, grads: &GradStore) -> Result<Vec<Option<Tensor>>> {
+        // Gradients carry the op graph that made them; detached, the moments built from them
+        // do not keep every past step's graph alive.
         let raw: Vec<Option<Tensor>> = self
             .vars
             .iter()
-            .map(|v| grads.get(v.as_tensor()).cloned())
+            .map(|v| grads.get(v.as_tensor()).map(Tensor::detach))
             .collect();
         let norm = |g: &Tensor| -> Result<f64> {
             Ok(g.sqr()?
@@ -224,6 +226,18 @@ mod tests {
         for (a, b) in values(&w).iter().zip(want) {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn moments_do_not_hold_on_to_the_step_graph() {
+        // A slot that tracked its gradient's ops would keep every earlier step's graph alive.
+        let w = var(&[1.0, 2.0]);
+        let mut opt = Optimizer::new(OptimizerKind::adam(), Clip::PerTensor(1.0), vec![w.clone()]).unwrap();
+        let c = Tensor::new(&[3.0, 4.0], &Device::Cpu).unwrap();
+        let grads = (w.as_tensor().sqr().unwrap() * c).unwrap().sum_all().unwrap().backward().unwrap();
+        opt.step(&grads, 0.1).unwrap();
+        let (_, slots) = opt.state();
+        assert!(!slots[0].0.track_op() && !slots[0].1.track_op());
     }
 
     #[test]
