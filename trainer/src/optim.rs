@@ -232,9 +232,15 @@ mod tests {
     fn moments_do_not_hold_on_to_the_step_graph() {
         // A slot that tracked its gradient's ops would keep every earlier step's graph alive.
         let w = var(&[1.0, 2.0]);
-        let mut opt = Optimizer::new(OptimizerKind::adam(), Clip::PerTensor(1.0), vec![w.clone()]).unwrap();
+        let mut opt =
+            Optimizer::new(OptimizerKind::adam(), Clip::PerTensor(1.0), vec![w.clone()]).unwrap();
         let c = Tensor::new(&[3.0, 4.0], &Device::Cpu).unwrap();
-        let grads = (w.as_tensor().sqr().unwrap() * c).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = (w.as_tensor().sqr().unwrap() * c)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         opt.step(&grads, 0.1).unwrap();
         let (_, slots) = opt.state();
         assert!(!slots[0].0.track_op() && !slots[0].1.track_op());
