@@ -1,21 +1,21 @@
-//! `alltnn convert`: Keras checkpoints and original model directories to `.tnn`.
+//! `alltnn convert`: Keras checkpoints and original model directories to `.tnn` or ONNX.
 
 use std::path::PathBuf;
 
-use alltnn_converter::tnn;
+use alltnn_converter::{onnx, tnn};
 use anyhow::{bail, Result};
 
 use crate::classes;
 use crate::weights::{self, LoadOptions};
 
-/// Convert a model to the compact `.tnn` format.
+/// Convert a model to the compact `.tnn` format or to ONNX.
 #[derive(clap::Args)]
 pub struct Args {
     /// Keras weight file (`model.save_weights` HDF5, e.g. `ckpt_ep035.h5`), an original model
     /// directory (`hparams.pickle` + `training_checkpoints/`), a training checkpoint
     /// (`ckpt_epNNN.safetensors`) or a `.tnn` file.
     input: PathBuf,
-    /// Output file (`.tnn`).
+    /// Output file: `.tnn`, or `.onnx` for an ONNX graph (opset 17, standard operators).
     #[arg(short, long)]
     output: PathBuf,
     /// Input image size (square); required for `.h5` files without `--spec`, read from
@@ -40,11 +40,25 @@ pub struct Args {
     /// the ecoset names for 565-class models, none otherwise.
     #[arg(long)]
     classes: Option<String>,
+    /// ONNX only: add every layer's activation output (`relu_<l>`) as a graph output.
+    #[arg(long)]
+    activations: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if args.output.extension().and_then(|e| e.to_str()) != Some("tnn") {
-        bail!("{}: the output must be a .tnn file", args.output.display());
+    let to_onnx = match args.output.extension().and_then(|e| e.to_str()) {
+        Some("tnn") => false,
+        Some("onnx") => true,
+        _ => bail!(
+            "{}: the output must be a .tnn or .onnx file",
+            args.output.display()
+        ),
+    };
+    if args.activations && !to_onnx {
+        bail!("--activations applies to .onnx output only");
+    }
+    if args.classes.is_some() && to_onnx {
+        bail!("--classes applies to .tnn output only: ONNX files carry no class names");
     }
     let options = LoadOptions {
         image_size: args.image_size,
@@ -54,6 +68,15 @@ pub fn run(args: Args) -> Result<()> {
         epoch: args.epoch,
     };
     let model = weights::load(&args.input, &options)?;
+    if to_onnx {
+        let size = onnx::write_onnx(&args.output, &model, args.activations)?;
+        println!(
+            "wrote {} ({:.1} MB)",
+            args.output.display(),
+            size as f64 / 1e6
+        );
+        return Ok(());
+    }
     let n_classes = model.spec.readout.classes as usize;
     let names = match args.classes.as_deref() {
         Some("none") => Vec::new(),

@@ -11,6 +11,7 @@
 pub mod error;
 pub mod keras;
 pub mod model_dir;
+pub mod onnx;
 pub mod spec_file;
 pub mod tnn;
 
