@@ -244,3 +244,52 @@ fn images_and_directories_run() {
     assert_eq!(read_npy_f32(&out.join("probs.npy")).shape, [2, 10]);
     assert_eq!(files_in(&out), ["predictions.csv", "probs.npy"]);
 }
+
+#[test]
+fn onnx_output_and_its_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = fixtures().join("tiny-alltnn/weights.h5");
+    let onnx = tmp.path().join("m.onnx");
+    alltnn_ok(&[
+        &"convert",
+        &weights,
+        &"--image-size",
+        &"48",
+        &"-o",
+        &onnx,
+        &"--activations",
+    ]);
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 3_000_000);
+    let tnn = tmp.path().join("m.tnn");
+    let err = alltnn_err(&[
+        &"convert",
+        &weights,
+        &"--image-size",
+        &"48",
+        &"-o",
+        &tnn,
+        &"--activations",
+    ]);
+    assert!(err.contains("--activations"), "{err}");
+    let err = alltnn_err(&[
+        &"convert",
+        &weights,
+        &"--image-size",
+        &"48",
+        &"-o",
+        &onnx,
+        &"--classes",
+        &"ecoset",
+    ]);
+    assert!(err.contains("--classes"), "{err}");
+    let err = alltnn_err(&[
+        &"convert",
+        &weights,
+        &"--image-size",
+        &"48",
+        &"-o",
+        &tmp.path().join("m.pt"),
+    ]);
+    assert!(err.contains("m.pt") && err.contains(".onnx"), "{err}");
+    assert_eq!(files_in(tmp.path()), ["m.onnx"]);
+}
