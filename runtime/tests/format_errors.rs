@@ -2,7 +2,7 @@
 //! never a panic.
 
 use alltnn_runtime::format::{self, AlignedBytes, DType, TensorSource, TnnFile};
-use alltnn_runtime::spec::{LayerKind, ModelSpec, Norm};
+use alltnn_runtime::spec::{LayerKind, ModelSpec, Norm, TensorSpec};
 use alltnn_runtime::FormatError;
 
 fn small_spec() -> ModelSpec {
@@ -20,16 +20,27 @@ fn small_spec() -> ModelSpec {
     spec
 }
 
-fn encoded(spec: &ModelSpec, classes: &[String]) -> Vec<u8> {
+/// The tensors `spec` requires, as (spec, values), with values `i · 0.5`.
+fn tensors_of(spec: &ModelSpec) -> Vec<(TensorSpec, Vec<f32>)> {
     let tensors = spec.tensors().unwrap();
-    let data: Vec<Vec<f32>> = tensors
-        .iter()
-        .map(|t| (0..t.len()).map(|i| i as f32 * 0.5).collect())
-        .collect();
-    let names: Vec<String> = tensors.iter().map(|t| t.name()).collect();
+    tensors
+        .into_iter()
+        .map(|t| {
+            let values = (0..t.len()).map(|i| i as f32 * 0.5).collect();
+            (t, values)
+        })
+        .collect()
+}
+
+/// Encodes `tensors` (names from their specs) for `spec`.
+fn encode_for(
+    spec: &ModelSpec,
+    tensors: &[(TensorSpec, Vec<f32>)],
+    classes: &[String],
+) -> Result<Vec<u8>, FormatError> {
+    let names: Vec<String> = tensors.iter().map(|(t, _)| t.name()).collect();
     let sources: Vec<TensorSource> = tensors
         .iter()
-        .zip(&data)
         .zip(&names)
         .map(|((t, d), n)| TensorSource {
             name: n,
@@ -38,7 +49,11 @@ fn encoded(spec: &ModelSpec, classes: &[String]) -> Vec<u8> {
             bytes: bytemuck::cast_slice(d),
         })
         .collect();
-    format::encode(spec, &sources, classes).unwrap()
+    format::encode(spec, &sources, classes)
+}
+
+fn encoded(spec: &ModelSpec, classes: &[String]) -> Vec<u8> {
+    encode_for(spec, &tensors_of(spec), classes).unwrap()
 }
 
 fn parse(bytes: &[u8]) -> Result<(), FormatError> {
@@ -128,26 +143,13 @@ fn tensors_must_match_the_spec() {
     let spec = small_spec();
     let mut other = spec.clone();
     other.layers[1].filters = 3;
-    let tensors = other.tensors().unwrap();
-    let data: Vec<Vec<f32>> = tensors.iter().map(|t| vec![0.0; t.len()]).collect();
-    let names: Vec<String> = tensors.iter().map(|t| t.name()).collect();
-    let sources: Vec<TensorSource> = tensors
-        .iter()
-        .zip(&data)
-        .zip(&names)
-        .map(|((t, d), n)| TensorSource {
-            name: n,
-            dtype: DType::F32,
-            shape: &t.shape,
-            bytes: bytemuck::cast_slice(d),
-        })
-        .collect();
-    let err = format::encode(&spec, &sources, &[]).unwrap_err();
+    let tensors = tensors_of(&other);
+    let err = encode_for(&spec, &tensors, &[]).unwrap_err();
     assert!(
         matches!(err, FormatError::ShapeMismatch { ref name, .. } if name == "layer1.kernel"),
         "{err}"
     );
-    let err = format::encode(&spec, &sources[1..], &[]).unwrap_err();
+    let err = encode_for(&spec, &tensors[1..], &[]).unwrap_err();
     assert_eq!(err, FormatError::MissingTensor("layer0.kernel".into()));
 }
 
