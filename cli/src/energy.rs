@@ -268,12 +268,8 @@ fn write_outputs(dir: &Path, m: &Measurement) -> Result<()> {
         npy.finish()?;
         let map = Map::from_hwc(&values, shape[0], shape[1], shape[2])?;
         let title = format!("{}: layer {l} energy", m.name);
-        out.file(&format!("energy_{l}.png"))?
-            .write_all(&render::heatmap_png(
-                &map,
-                &title,
-                "energy, sum over stimuli",
-            )?)?;
+        let png = render::heatmap_png(&map, &title, "energy, sum over stimuli")?;
+        out.write(&format!("energy_{l}.png"), &png)?;
         sheets.push(map);
     }
     // The original stacks layers 0..n-2: the last (1x1 in the paper) is left out.
@@ -286,12 +282,8 @@ fn write_outputs(dir: &Path, m: &Measurement) -> Result<()> {
     npy.push(&stacked.values)?;
     npy.finish()?;
     let title = format!("{}: layers 0-{} stacked", m.name, reported - 1);
-    out.file("energy_stacked.png")?
-        .write_all(&render::heatmap_png(
-            &stacked,
-            &title,
-            "energy, sum over stimuli",
-        )?)?;
+    let png = render::heatmap_png(&stacked, &title, "energy, sum over stimuli")?;
+    out.write("energy_stacked.png", &png)?;
     let profile = maps::radial_profile(&stacked);
     let mut csv = out.file("energy_radial.csv")?;
     writeln!(csv, "radius,mean_energy,percent_of_centre")?;
@@ -310,7 +302,7 @@ fn write_outputs(dir: &Path, m: &Measurement) -> Result<()> {
         "radius (units of the stacked sheet)",
         "mean energy (% of centre)",
     )?;
-    out.file("energy_radial.png")?.write_all(&plot)?;
+    out.write("energy_radial.png", &plot)?;
     let mut json = out.file("energy.json")?;
     serde_json::to_writer_pretty(&mut json, &m.json)?;
     json.flush()?;

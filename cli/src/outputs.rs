@@ -35,6 +35,14 @@ impl OutputDir {
         Ok(BufWriter::with_capacity(1 << 20, file))
     }
 
+    /// Writes a whole file (flushed here, so a write error is not lost in a drop).
+    pub fn write(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let mut file = self.file(name)?;
+        file.write_all(bytes)?;
+        file.flush()?;
+        Ok(())
+    }
+
     /// Publishes every file under its final name.
     pub fn commit(mut self) -> Result<()> {
         for (tmp, target) in std::mem::take(&mut self.pending) {

@@ -1,6 +1,5 @@
 //! `alltnn train`: All-TNNs, LCNs (alpha 0) and CNN controls with the spatial loss.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use alltnn_analysis::render::{self, Series};
@@ -8,9 +7,10 @@ use alltnn_trainer::optim::{Clip, OptimizerKind};
 use alltnn_trainer::schedule::AlphaSchedule;
 use alltnn_trainer::spatial_loss::{Neighbours, SpatialConfig};
 use alltnn_trainer::train::{self, EpochMetrics, Observer, Start, StepInfo, TrainConfig};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::outputs::OutputDir;
 use crate::weights::{self, LoadOptions};
 
 /// Train a model with the spatial loss.
@@ -251,10 +251,7 @@ fn plot(out: &std::path::Path, metrics: &[EpochMetrics]) -> Result<()> {
         "epoch",
         "loss / accuracy",
     )?;
-    let path = out.join("training.png");
-    let tmp = out.join(".training.png.partial");
-    std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&png))
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .with_context(|| format!("{}", path.display()))
+    let mut dir = OutputDir::create(out)?;
+    dir.write("training.png", &png)?;
+    dir.commit()
 }

@@ -108,7 +108,8 @@ pub fn save(
     write_atomic(path, &bytes)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` under a temporary name, syncs and renames: readers see all or nothing.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp: PathBuf = path.with_file_name(format!(
         ".{}.{}.partial",
         path.file_name()

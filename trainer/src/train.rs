@@ -537,14 +537,7 @@ fn evaluate(
 
 fn write_spec(out: &Path, spec: &ModelSpec) -> Result<()> {
     let text = serde_json::to_string_pretty(spec).map_err(|e| TrainError::Config(e.to_string()))?;
-    write_file(&out.join(SPEC_FILE), text.as_bytes())
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| TrainError::io(path, e))
+    checkpoint::write_atomic(&out.join(SPEC_FILE), text.as_bytes())
 }
 
 const METRICS_HEADER: &str = "epoch,steps,alpha,lr,loss,cross_entropy,train_top1,eval_top1,eval_top5,seconds,images_per_second";
@@ -576,7 +569,7 @@ fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
         }
         text.push('\n');
     }
-    write_file(&out.join(METRICS_FILE), text.as_bytes())
+    checkpoint::write_atomic(&out.join(METRICS_FILE), text.as_bytes())
 }
 
 /// The metrics of the epochs a checkpoint has completed (to continue the file on resume).
