@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use alltnn_converter::{onnx, tnn};
+use alltnn_runtime::format::DType;
 use anyhow::{bail, Result};
 
 use crate::classes;
@@ -40,9 +41,20 @@ pub struct Args {
     /// the ecoset names for 565-class models, none otherwise.
     #[arg(long)]
     classes: Option<String>,
+    /// `.tnn` only: how kernels are stored — f32, f16, or int8 with one symmetric scale per
+    /// output unit (a quarter of the size; biases and norm parameters stay f32).
+    #[arg(long, value_enum, default_value_t = StoredAs::F32)]
+    dtype: StoredAs,
     /// ONNX only: add every layer's activation output (`relu_<l>`) as a graph output.
     #[arg(long)]
     activations: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StoredAs {
+    F32,
+    F16,
+    Int8,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -56,6 +68,14 @@ pub fn run(args: Args) -> Result<()> {
     };
     if args.activations && !to_onnx {
         bail!("--activations applies to .onnx output only");
+    }
+    let dtype = match args.dtype {
+        StoredAs::F32 => DType::F32,
+        StoredAs::F16 => DType::F16,
+        StoredAs::Int8 => DType::I8,
+    };
+    if dtype != DType::F32 && to_onnx {
+        bail!("--dtype applies to .tnn output only: ONNX export writes f32");
     }
     if args.classes.is_some() && to_onnx {
         bail!("--classes applies to .tnn output only: ONNX files carry no class names");
@@ -94,13 +114,14 @@ pub fn run(args: Args) -> Result<()> {
             names.len()
         );
     }
-    let size = tnn::write_tnn(&args.output, &model, &names)?;
+    let size = tnn::write_tnn(&args.output, &model, &names, dtype)?;
     let params: usize = model.tensors.iter().map(|t| t.data.len()).sum();
     println!(
-        "wrote {} ({} layers, {} parameters, {:.1} MB)",
+        "wrote {} ({} layers, {} parameters, kernels {}, {:.1} MB)",
         args.output.display(),
         model.spec.layers.len(),
         params,
+        dtype.name(),
         size as f64 / 1e6
     );
     Ok(())

@@ -8,7 +8,8 @@ use alltnn_analysis::maps::{self, Map};
 use alltnn_analysis::render::{self, Series};
 use alltnn_runtime::energy::EnergyMeter;
 use alltnn_runtime::engine::{Engine, Model};
-use alltnn_runtime::hardware::{self, EnergyTable, LayerCost, WeightType};
+use alltnn_runtime::format::DType;
+use alltnn_runtime::hardware::{self, EnergyTable, LayerCost};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -162,7 +163,16 @@ fn measure(
         Err(e) => json!({"joules": null, "note": format!("RAPL unavailable: {e}")}),
     };
 
-    let costs = hardware::layer_costs(spec, WeightType::F32)?;
+    // Each layer's kernels set its MAC energy and weight bytes (f32, f16 or int8).
+    let dtypes: Vec<DType> = (0..spec.layers.len())
+        .map(|l| model.layer_weights(l).kernel.dtype())
+        .chain([model.readout().0.dtype()])
+        .collect();
+    let costs = dtypes
+        .iter()
+        .enumerate()
+        .map(|(i, &dtype)| Ok(hardware::layer_costs(spec, dtype)?[i]))
+        .collect::<Result<Vec<LayerCost>>>()?;
     let geometry = model.geometry();
     let n_f = n as f64;
     let mut layers = Vec::new();
@@ -172,8 +182,8 @@ fn measure(
         let cost = &costs[l];
         let nonzero = e.nonzero_macs as f64 / n_f;
         let (dense, sparse) = (
-            cost.energy_pj(table, WeightType::F32),
-            cost.sparse_energy_pj(table, WeightType::F32, nonzero),
+            cost.energy_pj(table, dtypes[l]),
+            cost.sparse_energy_pj(table, dtypes[l], nonzero),
         );
         dense_pj += dense;
         sparse_pj += sparse;
@@ -189,7 +199,7 @@ fn measure(
         units.push((g.output, e.totals()));
     }
     let readout = costs.last().expect("layer_costs ends with the readout");
-    let readout_pj = readout.energy_pj(table, WeightType::F32);
+    let readout_pj = readout.energy_pj(table, dtypes[dtypes.len() - 1]);
     dense_pj += readout_pj;
     sparse_pj += readout_pj;
     let sum_over = |range: std::ops::Range<usize>| {
@@ -217,7 +227,7 @@ fn measure(
     let json = json!({
         "model": path,
         "stimuli": n,
-        "weights": "f32",
+        "kernel_dtypes": dtypes.iter().map(|d| d.name()).collect::<Vec<_>>(),
         "definition": "E = E_post/3 + 2 E_pre/3 per unit, E_post = |post-ReLU activation|, E_pre = sum |w||x_in|; sums over stimuli",
         "layers": layers,
         "total": original,

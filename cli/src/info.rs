@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use alltnn_runtime::format::DType;
 use alltnn_runtime::sheet::SheetLayout;
 use alltnn_runtime::spec::{LayerKind, Norm, OutputActivation, Preprocess};
 use anyhow::Result;
@@ -25,11 +26,12 @@ pub fn run(args: Args) -> Result<()> {
     let spec = file.spec();
     let geometry = spec.geometry()?;
     let params = spec.parameter_count()?;
-    let dtypes: Vec<&str> = {
-        let mut d: Vec<&str> = file.tensors().iter().map(|t| t.dtype.name()).collect();
-        d.sort();
-        d.dedup();
-        d
+    // Biases, norm parameters and int8 scales are always f32: the kernels decide size and speed.
+    let kernels = match file.kernel_dtype() {
+        Some(DType::F32) => "f32",
+        Some(DType::F16) => "f16",
+        Some(DType::I8) => "int8 (symmetric, per-unit f32 scales)",
+        None => "mixed",
     };
 
     if args.json {
@@ -45,7 +47,9 @@ pub fn run(args: Args) -> Result<()> {
             })
             .collect();
         let out = serde_json::json!({
-            "file": path, "bytes": file.byte_len(), "dtypes": dtypes, "parameters": params,
+            "file": path, "bytes": file.byte_len(),
+            "kernel_dtype": file.kernel_dtype().map_or("mixed", DType::name),
+            "parameters": params,
             "input": spec.input, "layers": layers, "readout": spec.readout, "output": spec.output,
             "class_names": file.class_names().len(),
         });
@@ -54,11 +58,10 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     println!(
-        "{}: {:.1} MB, .tnn version {}, weights {}, checksums ok",
+        "{}: {:.1} MB, .tnn version {}, kernels {kernels}, checksums ok",
         path.display(),
         file.byte_len() as f64 / 1e6,
         alltnn_runtime::format::VERSION,
-        dtypes.join("+")
     );
     let pre = match spec.input.preprocess {
         Preprocess::SignedUnit => "x/255 clipped to [0,1], then 2x-1",

@@ -6,7 +6,9 @@ use std::path::Path;
 use alltnn_converter::keras::{import_h5, ImportOptions};
 use alltnn_converter::{model_dir, spec_file, ImportedModel, NamedTensor};
 use alltnn_runtime::format::{AlignedBytes, TnnFile};
+use alltnn_runtime::kernels::weights::Weights;
 use alltnn_runtime::mmap::MappedModel;
+use alltnn_runtime::spec::TensorRole;
 use alltnn_runtime::ModelSpec;
 use anyhow::{bail, Context, Result};
 
@@ -126,10 +128,14 @@ fn read_tnn(path: &Path) -> Result<ImportedModel> {
         .tensors()?
         .into_iter()
         .map(|t| {
-            let data = file
-                .tensor_f32(&t.name())
+            let values = match t.role {
+                TensorRole::Kernel => file.weights(&t.name()),
+                _ => file.tensor_f32(&t.name()).map(Weights::F32),
+            };
+            // f16 and int8 kernels come back dequantised.
+            let data = values
                 .with_context(|| format!("{}", path.display()))?
-                .to_vec();
+                .to_f32(*t.shape.last().unwrap_or(&0));
             Ok(NamedTensor {
                 name: t.name(),
                 shape: t.shape,

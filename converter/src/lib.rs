@@ -6,12 +6,13 @@
 //! * [`model_dir`]: an original model directory (`hparams.pickle` +
 //!   `training_checkpoints/ckpt_epNNN.h5`).
 //! * [`spec_file`]: JSON model specs (`models/*.json`).
-//! * [`tnn`]: writing `.tnn` files atomically.
+//! * [`tnn`]: writing `.tnn` files atomically, kernels in f32, f16 or int8 ([`quantise`]).
 
 pub mod error;
 pub mod keras;
 pub mod model_dir;
 pub mod onnx;
+pub mod quantise;
 pub mod spec_file;
 pub mod tnn;
 

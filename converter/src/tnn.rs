@@ -7,30 +7,47 @@ use std::path::{Path, PathBuf};
 
 use alltnn_runtime::format::{self, DType, TensorSource};
 
+use crate::quantise::{self, Stored};
 use crate::{ConvertError, ImportedModel};
 
-/// Writes `model` (with optional class names) to `path`; returns the file size.
+/// Writes `model` (with optional class names) to `path`, kernels stored as `dtype`; returns the
+/// file size.
 pub fn write_tnn(
     path: &Path,
     model: &ImportedModel,
     class_names: &[String],
+    dtype: DType,
 ) -> Result<u64, ConvertError> {
-    let sources: Vec<TensorSource<'_>> = model
-        .tensors
+    let format_error = |source| ConvertError::Format {
+        path: path.to_path_buf(),
+        source,
+    };
+    let specs = model.spec.tensors().map_err(|e| format_error(e.into()))?;
+    let mut stored = Vec::with_capacity(model.tensors.len() + specs.len());
+    for t in &model.tensors {
+        match specs.iter().find(|s| s.name() == t.name) {
+            Some(spec) if spec.shape == t.shape => {
+                stored.extend(quantise::store(spec, &t.data, dtype))
+            }
+            // Unknown or misshapen tensors go through unchanged for the encoder to refuse.
+            _ => stored.push(Stored {
+                name: t.name.clone(),
+                dtype: DType::F32,
+                shape: t.shape.clone(),
+                bytes: bytemuck::cast_slice(&t.data).into(),
+            }),
+        }
+    }
+    let sources: Vec<TensorSource<'_>> = stored
         .iter()
         .map(|t| TensorSource {
             name: &t.name,
-            dtype: DType::F32,
+            dtype: t.dtype,
             shape: &t.shape,
-            bytes: bytemuck::cast_slice(&t.data),
+            bytes: &t.bytes,
         })
         .collect();
-    let layout = format::encode_prefix(&model.spec, &sources, class_names).map_err(|source| {
-        ConvertError::Format {
-            path: path.to_path_buf(),
-            source,
-        }
-    })?;
+    let layout = format::encode_prefix(&model.spec, &sources, class_names).map_err(format_error)?;
 
     let tmp = temp_path(path);
     let result = (|| -> std::io::Result<()> {
@@ -104,7 +121,7 @@ mod tests {
         let path = dir.path().join("m.tnn");
         let m = model(tiny_spec());
         let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let size = write_tnn(&path, &m, &names).unwrap();
+        let size = write_tnn(&path, &m, &names, DType::F32).unwrap();
         let bytes = AlignedBytes::from_slice(&fs::read(&path).unwrap());
         assert_eq!(bytes.len() as u64, size);
         let file = TnnFile::parse_verified(&bytes).unwrap();
@@ -123,7 +140,9 @@ mod tests {
         let path = dir.path().join("m.tnn");
         let mut m = model(tiny_spec());
         m.tensors.retain(|t| t.name != "layer1.bias");
-        let err = write_tnn(&path, &m, &[]).unwrap_err().to_string();
+        let err = write_tnn(&path, &m, &[], DType::F32)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("layer1.bias") && err.contains("m.tnn"),
             "{err}"

@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 
 use crate::engine::{Engine, Model};
 use crate::kernels::local::{self, LocalShape, Sharing};
+use crate::kernels::weights::Weights;
 use crate::spec::LayerKind;
 
 /// Per-unit energy sums of one layer, `H × W × C` (row-major, like its activation).
@@ -65,14 +66,13 @@ impl EnergyMeter {
     /// A meter for `model` and batches of up to `capacity` images.
     pub fn new(model: &Model<'_>, capacity: usize) -> EnergyMeter {
         let geometry = model.geometry();
-        let abs_kernels = (0..geometry.len())
-            .map(|l| {
-                model
-                    .layer_weights(l)
-                    .kernel
-                    .iter()
-                    .map(|w| w.abs())
-                    .collect()
+        let abs_kernels = geometry
+            .iter()
+            .enumerate()
+            .map(|(l, g)| {
+                let mut w = model.layer_weights(l).kernel.to_f32(g.output[2]);
+                w.iter_mut().for_each(|w| *w = w.abs());
+                w
             })
             .collect();
         let layers = geometry
@@ -91,7 +91,7 @@ impl EnergyMeter {
             stimuli: 0,
             abs_input: vec![0.0; capacity * max(|g| g.input_len())],
             pre_out: vec![0.0; capacity * max(|g| g.output_len())],
-            patches: vec![0.0; capacity * max(|g| g.patch)],
+            patches: vec![0.0; capacity * max(|g| g.patch) + max(|g| g.output[2])],
         }
     }
 
@@ -128,7 +128,7 @@ impl EnergyMeter {
             local::forward(
                 &shape,
                 sharing,
-                &self.abs_kernels[l],
+                Weights::F32(&self.abs_kernels[l]),
                 None,
                 batch,
                 abs_x,

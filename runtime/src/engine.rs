@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 
 use crate::error::{FormatError, RunError};
 use crate::format::TnnFile;
+use crate::kernels::weights::Weights;
 use crate::kernels::{self, dense, local, norm, pool};
 use crate::spec::{
     LayerGeometry, LayerKind, ModelSpec, Norm, OutputActivation, TensorOwner, TensorRole,
@@ -20,7 +21,7 @@ use crate::spec::{
 /// Weights of one block.
 #[derive(Clone, Debug)]
 pub struct LayerWeights<'a> {
-    pub kernel: &'a [f32],
+    pub kernel: Weights<'a>,
     pub bias: Option<&'a [f32]>,
     pub gamma: Option<&'a [f32]>,
     pub beta: Option<&'a [f32]>,
@@ -34,29 +35,42 @@ pub struct Model<'a> {
     spec: ModelSpec,
     geometry: Vec<LayerGeometry>,
     layers: Vec<LayerWeights<'a>>,
-    readout_kernel: &'a [f32],
+    readout_kernel: Weights<'a>,
     readout_bias: Option<&'a [f32]>,
     class_names: Vec<String>,
 }
 
 impl<'a> Model<'a> {
-    /// A model over the tensors of a parsed `.tnn` file (zero-copy).
+    /// A model over the tensors of a parsed `.tnn` file (zero-copy; kernels stay in their
+    /// stored type).
     pub fn from_file(file: &TnnFile<'a>) -> Result<Model<'a>, FormatError> {
-        let mut model = Model::from_tensors(file.spec().clone(), |t| file.tensor_f32(&t.name()))?;
+        let mut model = Model::from_weights(file.spec().clone(), |t| match t.role {
+            TensorRole::Kernel => file.weights(&t.name()),
+            _ => file.tensor_f32(&t.name()).map(Weights::F32),
+        })?;
         model.class_names = file.class_names().to_vec();
         Ok(model)
     }
 
-    /// A model over tensors found by `lookup`, which is given each tensor the spec requires and
-    /// returns its values in the Keras layout (see [`ModelSpec::tensors`]).
+    /// A model over f32 tensors found by `lookup`, which is given each tensor the spec requires
+    /// and returns its values in the Keras layout (see [`ModelSpec::tensors`]).
     pub fn from_tensors(
         spec: ModelSpec,
         mut lookup: impl FnMut(&TensorSpec) -> Result<&'a [f32], FormatError>,
     ) -> Result<Model<'a>, FormatError> {
+        Model::from_weights(spec, |t| lookup(t).map(Weights::F32))
+    }
+
+    /// Like [`Model::from_tensors`], with kernels in any stored type; every other tensor must
+    /// be f32.
+    pub fn from_weights(
+        spec: ModelSpec,
+        mut lookup: impl FnMut(&TensorSpec) -> Result<Weights<'a>, FormatError>,
+    ) -> Result<Model<'a>, FormatError> {
         let geometry = spec.geometry()?;
         let mut layers: Vec<LayerWeights<'a>> = (0..spec.layers.len())
             .map(|_| LayerWeights {
-                kernel: &[],
+                kernel: Weights::F32(&[]),
                 bias: None,
                 gamma: None,
                 beta: None,
@@ -64,32 +78,49 @@ impl<'a> Model<'a> {
                 moving_variance: None,
             })
             .collect();
-        let (mut readout_kernel, mut readout_bias) = (&[][..], None);
+        let (mut readout_kernel, mut readout_bias) = (Weights::F32(&[]), None);
         for t in spec.tensors()? {
-            let values = lookup(&t)?;
-            if values.len() != t.len() {
+            let weights = lookup(&t)?;
+            let scales_fit = match (weights, t.unit_shape()) {
+                (Weights::I8 { scales, .. }, Some(units)) => {
+                    scales.len() == units.iter().product::<usize>()
+                }
+                _ => true,
+            };
+            if weights.len() != t.len() || !scales_fit {
                 return Err(FormatError::ShapeMismatch {
                     name: t.name(),
                     expected: t.shape.clone(),
-                    found: vec![values.len()],
+                    found: vec![weights.len()],
                 });
             }
+            if t.role == TensorRole::Kernel {
+                match t.owner {
+                    TensorOwner::Layer(l) => layers[l].kernel = weights,
+                    TensorOwner::Readout => readout_kernel = weights,
+                }
+                continue;
+            }
+            let Weights::F32(values) = weights else {
+                return Err(FormatError::WrongDtype {
+                    name: t.name(),
+                    found: weights.dtype().name(),
+                    allowed: "only kernels may be f16 or int8",
+                });
+            };
             match t.owner {
                 TensorOwner::Layer(l) => {
                     let w = &mut layers[l];
                     match t.role {
-                        TensorRole::Kernel => w.kernel = values,
                         TensorRole::Bias => w.bias = Some(values),
                         TensorRole::Gamma => w.gamma = Some(values),
                         TensorRole::Beta => w.beta = Some(values),
                         TensorRole::MovingMean => w.moving_mean = Some(values),
                         TensorRole::MovingVariance => w.moving_variance = Some(values),
+                        TensorRole::Kernel => unreachable!("kernels are handled above"),
                     }
                 }
-                TensorOwner::Readout => match t.role {
-                    TensorRole::Kernel => readout_kernel = values,
-                    _ => readout_bias = Some(values),
-                },
+                TensorOwner::Readout => readout_bias = Some(values),
             }
         }
         Ok(Model {
@@ -114,7 +145,7 @@ impl<'a> Model<'a> {
         &self.layers[l]
     }
 
-    pub fn readout(&self) -> (&'a [f32], Option<&'a [f32]>) {
+    pub fn readout(&self) -> (Weights<'a>, Option<&'a [f32]>) {
         (self.readout_kernel, self.readout_bias)
     }
 
@@ -138,7 +169,8 @@ pub struct Engine<'m, 'a> {
     capacity: usize,
     batch: usize,
     blocks: Vec<Block>,
-    patches: Vec<f32>,
+    /// Patches of a batch, then one decoded weight row.
+    scratch: Vec<f32>,
     logits: Vec<f32>,
     outputs: Vec<f32>,
 }
@@ -168,12 +200,19 @@ impl<'m, 'a> Engine<'m, 'a> {
             .collect();
         let patch = model.geometry.iter().map(|g| g.patch).max().unwrap_or(0);
         let classes = model.spec.readout.classes as usize;
+        // One decoded weight row (f16/int8) beside the patches: the widest layer or readout.
+        let row = model
+            .geometry
+            .iter()
+            .map(|g| g.output[2])
+            .max()
+            .unwrap_or(0);
         Ok(Engine {
             model,
             capacity,
             batch: 0,
             blocks,
-            patches: vec![0.0; capacity * patch],
+            scratch: vec![0.0; capacity * patch + row.max(classes)],
             logits: vec![0.0; capacity * classes],
             outputs: vec![0.0; capacity * classes],
         })
@@ -221,7 +260,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             };
             let g = &model.geometry[l];
             let n_in = batch * g.input_len();
-            run_block(model, l, &x[..n_in], batch, &mut self.patches, &mut rest[0]);
+            run_block(model, l, &x[..n_in], batch, &mut self.scratch, &mut rest[0]);
         }
         let last = self.blocks.len() - 1;
         let g = &model.geometry[last];
@@ -236,6 +275,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             classes,
             batch,
             &x[..batch * n_in],
+            &mut self.scratch,
             logits,
         );
         let out = &mut self.outputs[..batch * classes];
@@ -285,7 +325,7 @@ fn run_block(
     l: usize,
     x: &[f32],
     batch: usize,
-    patches: &mut [f32],
+    scratch: &mut [f32],
     block: &mut Block,
 ) {
     let layer = &model.spec.layers[l];
@@ -318,14 +358,14 @@ fn run_block(
     let has_norm = layer.norm != Norm::None;
     if layer.norm_first && has_norm {
         let normed = &mut block.normalized[..n_out];
-        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, patches, normed);
+        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, scratch, normed);
         normalize(normed);
         let act = &mut block.activation[..n_out];
         act.copy_from_slice(normed);
         kernels::activate(act, layer.activation);
     } else {
         let act = &mut block.activation[..n_out];
-        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, patches, act);
+        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, scratch, act);
         kernels::activate(act, layer.activation);
         if has_norm {
             let normed = &mut block.normalized[..n_out];

@@ -41,8 +41,12 @@ pub enum FormatError {
     MissingTensor(String),
     #[error("tensor `{0}` is not part of the spec")]
     UnexpectedTensor(String),
-    #[error("tensor `{0}` has dtype {1}, which this runtime cannot compute with yet")]
-    UnsupportedDtype(String, &'static str),
+    #[error("tensor `{name}` is stored as {found}; {allowed}")]
+    WrongDtype {
+        name: String,
+        found: &'static str,
+        allowed: &'static str,
+    },
     #[error("model bytes must start at a 64-byte aligned address for zero-copy use (see `AlignedBytes`)")]
     Misaligned,
     #[error("{0}")]

@@ -16,7 +16,7 @@
 //! | 48..64 | zero (reserved) |
 //!
 //! Metadata: the encoded [`ModelSpec`], the tensor table (`u32` count; per tensor: name,
-//! dtype code, rank, dims as `u32`, offset from the data start as `u64`, byte length `u64`,
+//! dtype code (0 f32, 1 f16, 2 int8), rank, dims as `u32`, offset from the data start as `u64`, byte length `u64`,
 //! CRC-32 of its bytes `u32`) and the class names (`u32` count, then strings). Strings are a
 //! `u16` byte length followed by UTF-8. Tensor data start at multiples of 64 bytes; all padding
 //! is zero, so that every byte of a file is checked.
@@ -30,9 +30,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::FormatError;
+use crate::kernels::weights::Weights;
 use crate::spec::{
     Activation, InputSpec, LayerKind, LayerSpec, ModelSpec, Norm, NormParams, OutputActivation,
-    Preprocess, ReadoutSpec,
+    Preprocess, ReadoutSpec, TensorRole,
 };
 
 pub const MAGIC: [u8; 8] = *b"ALLTNN\0\x1a";
@@ -40,37 +41,51 @@ pub const VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 64;
 pub const ALIGN: usize = 64;
 
-/// Element type of a stored tensor.
+/// Element type of a stored tensor. Only kernels may be f16 or int8; an int8 kernel `NAME` comes
+/// with an f32 tensor `NAME.scale` of one scale per output unit (see
+/// [`crate::kernels::weights`] and [`crate::spec::TensorSpec::unit_shape`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
     F32,
+    F16,
+    I8,
 }
 
 impl DType {
+    pub const ALL: [DType; 3] = [DType::F32, DType::F16, DType::I8];
+
     pub fn code(self) -> u8 {
         match self {
             DType::F32 => 0,
+            DType::F16 => 1,
+            DType::I8 => 2,
         }
     }
 
     pub fn from_code(code: u8) -> Option<DType> {
-        match code {
-            0 => Some(DType::F32),
-            _ => None,
-        }
+        DType::ALL.into_iter().find(|d| d.code() == code)
     }
 
     pub fn size(self) -> usize {
         match self {
             DType::F32 => 4,
+            DType::F16 => 2,
+            DType::I8 => 1,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::I8 => "int8",
         }
     }
+}
+
+/// Name of the per-unit scales of the int8 kernel `kernel`.
+pub fn scale_name(kernel: &str) -> String {
+    format!("{kernel}.scale")
 }
 
 /// One row of the tensor table.
@@ -300,6 +315,7 @@ impl<'a> TnnFile<'a> {
     }
 
     /// The stored values of an f32 tensor, without copying.
+    /// An f32 tensor (biases and norm parameters are always f32; kernels may not be).
     pub fn tensor_f32(&self, name: &str) -> Result<&'a [f32], FormatError> {
         let t = self
             .tensor(name)
@@ -308,7 +324,43 @@ impl<'a> TnnFile<'a> {
             DType::F32 => {
                 bytemuck::try_cast_slice(self.entry_bytes(t)).map_err(|_| FormatError::Misaligned)
             }
+            other => Err(FormatError::WrongDtype {
+                name: name.to_string(),
+                found: other.name(),
+                allowed: "f32 expected here",
+            }),
         }
+    }
+
+    /// A kernel in its stored type, zero-copy (int8 with its scales).
+    pub fn weights(&self, name: &str) -> Result<Weights<'a>, FormatError> {
+        let t = self
+            .tensor(name)
+            .ok_or_else(|| FormatError::MissingTensor(name.to_string()))?;
+        let bytes = self.entry_bytes(t);
+        Ok(match t.dtype {
+            DType::F32 => Weights::F32(self.tensor_f32(name)?),
+            DType::F16 => {
+                Weights::F16(bytemuck::try_cast_slice(bytes).map_err(|_| FormatError::Misaligned)?)
+            }
+            DType::I8 => Weights::I8 {
+                values: bytemuck::cast_slice(bytes),
+                scales: self.tensor_f32(&scale_name(name))?,
+            },
+        })
+    }
+
+    /// The type of the model's kernels: `Some` if all share one, `None` if they are mixed.
+    pub fn kernel_dtype(&self) -> Option<DType> {
+        let mut kernels = self
+            .spec
+            .tensors()
+            .ok()?
+            .into_iter()
+            .filter(|t| t.role == TensorRole::Kernel)
+            .filter_map(|t| self.tensor(&t.name()).map(|e| e.dtype));
+        let first = kernels.next()?;
+        kernels.all(|d| d == first).then_some(first)
     }
 }
 
@@ -316,27 +368,53 @@ fn check_tensors_against_spec(
     spec: &ModelSpec,
     tensors: &[TensorEntry],
 ) -> Result<(), FormatError> {
-    let required = spec.tensors()?;
-    for want in &required {
-        let name = want.name();
-        let Some(have) = tensors.iter().find(|t| t.name == name) else {
-            return Err(FormatError::MissingTensor(name));
-        };
-        if have.shape != want.shape {
-            return Err(FormatError::ShapeMismatch {
-                name,
-                expected: want.shape.clone(),
+    let find = |name: &str| tensors.iter().find(|t| t.name == name);
+    let check_shape = |name: &str, have: &TensorEntry, want: &[usize]| {
+        if have.shape == want {
+            Ok(())
+        } else {
+            Err(FormatError::ShapeMismatch {
+                name: name.to_string(),
+                expected: want.to_vec(),
                 found: have.shape.clone(),
-            });
+            })
         }
+    };
+    let mut expected = Vec::new();
+    for want in spec.tensors()? {
+        let name = want.name();
+        let have = find(&name).ok_or_else(|| FormatError::MissingTensor(name.clone()))?;
+        check_shape(&name, have, &want.shape)?;
+        match (want.role, have.dtype) {
+            (_, DType::F32) | (TensorRole::Kernel, DType::F16) => {}
+            (TensorRole::Kernel, DType::I8) => {
+                let scale = scale_name(&name);
+                let have = find(&scale).ok_or_else(|| FormatError::MissingTensor(scale.clone()))?;
+                let units = want.unit_shape().expect("kernels have units");
+                check_shape(&scale, have, &units)?;
+                if have.dtype != DType::F32 {
+                    return Err(FormatError::WrongDtype {
+                        name: scale,
+                        found: have.dtype.name(),
+                        allowed: "scales must be f32",
+                    });
+                }
+                expected.push(scale);
+            }
+            (_, other) => {
+                return Err(FormatError::WrongDtype {
+                    name,
+                    found: other.name(),
+                    allowed: "only kernels may be f16 or int8",
+                })
+            }
+        }
+        expected.push(name);
     }
-    if let Some(extra) = tensors
-        .iter()
-        .find(|t| !required.iter().any(|w| w.name() == t.name))
-    {
-        return Err(FormatError::UnexpectedTensor(extra.name.clone()));
+    match tensors.iter().find(|t| !expected.contains(&t.name)) {
+        Some(extra) => Err(FormatError::UnexpectedTensor(extra.name.clone())),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A tensor handed to the encoder.

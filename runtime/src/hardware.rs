@@ -14,6 +14,7 @@
 //! for locally connected layers, whose weights are used once each — only the weights those MACs
 //! read; conv and readout weights are still read whole.
 
+use crate::format::DType;
 use crate::spec::{LayerKind, ModelSpec, TensorOwner};
 
 #[cfg(feature = "serde")]
@@ -47,30 +48,13 @@ impl Default for EnergyTable {
     }
 }
 
-/// Storage type of the weights, which sets the MAC energy and the bytes per weight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WeightType {
-    F32,
-    F16,
-    Int8,
-}
-
-impl WeightType {
-    pub fn bytes(self) -> u64 {
-        match self {
-            WeightType::F32 => 4,
-            WeightType::F16 => 2,
-            WeightType::Int8 => 1,
-        }
-    }
-}
-
 impl EnergyTable {
-    pub fn mac_pj(&self, weights: WeightType) -> f64 {
+    /// Energy of one MAC with kernels stored as `weights`.
+    pub fn mac_pj(&self, weights: DType) -> f64 {
         match weights {
-            WeightType::F32 => self.mac_f32_pj,
-            WeightType::F16 => self.mac_f16_pj,
-            WeightType::Int8 => self.mac_int8_pj,
+            DType::F32 => self.mac_f32_pj,
+            DType::F16 => self.mac_f16_pj,
+            DType::I8 => self.mac_int8_pj,
         }
     }
 }
@@ -89,7 +73,7 @@ pub struct LayerCost {
 
 impl LayerCost {
     /// Energy in picojoules.
-    pub fn energy_pj(&self, table: &EnergyTable, weights: WeightType) -> f64 {
+    pub fn energy_pj(&self, table: &EnergyTable, weights: DType) -> f64 {
         self.macs as f64 * table.mac_pj(weights)
             + self.weight_bytes as f64 * table.dram_pj_per_byte
             + self.activation_bytes as f64 * table.sram_pj_per_byte
@@ -97,17 +81,12 @@ impl LayerCost {
 
     /// Energy in picojoules when only `nonzero_macs` (per stimulus, may be fractional as a mean)
     /// are performed.
-    pub fn sparse_energy_pj(
-        &self,
-        table: &EnergyTable,
-        weights: WeightType,
-        nonzero_macs: f64,
-    ) -> f64 {
+    pub fn sparse_energy_pj(&self, table: &EnergyTable, weights: DType, nonzero_macs: f64) -> f64 {
         let weight_bytes = if self.weights_follow_macs && self.macs > 0 {
             // Kernel weights read in proportion to the MACs done; bias and norm in full.
-            let kernel_bytes = self.macs * weights.bytes();
-            let other_bytes = self.weight_bytes - kernel_bytes;
-            nonzero_macs * weights.bytes() as f64 + other_bytes as f64
+            let size = weights.size() as u64;
+            let other_bytes = self.weight_bytes - self.macs * size;
+            nonzero_macs * size as f64 + other_bytes as f64
         } else {
             self.weight_bytes as f64
         };
@@ -120,7 +99,7 @@ impl LayerCost {
 /// Costs of every layer, then of the readout (last element), per stimulus.
 pub fn layer_costs(
     spec: &ModelSpec,
-    weights: WeightType,
+    weights: DType,
 ) -> Result<alloc::vec::Vec<LayerCost>, crate::SpecError> {
     let geometry = spec.geometry()?;
     let tensors = spec.tensors()?;
@@ -129,6 +108,23 @@ pub fn layer_costs(
             .iter()
             .filter(|t| t.owner == owner)
             .map(|t| t.len() as u64)
+            .sum::<u64>()
+    };
+    // Only kernels take the storage type; int8 kernels add an f32 scale per unit.
+    let bytes = |owner: TensorOwner| {
+        tensors
+            .iter()
+            .filter(|t| t.owner == owner)
+            .map(|t| match t.unit_shape() {
+                Some(units) => {
+                    let scales = match weights {
+                        DType::I8 => 4 * units.iter().product::<usize>(),
+                        _ => 0,
+                    };
+                    (t.len() * weights.size() + scales) as u64
+                }
+                None => 4 * t.len() as u64,
+            })
             .sum::<u64>()
     };
     let mut costs: alloc::vec::Vec<LayerCost> = spec
@@ -141,7 +137,7 @@ pub fn layer_costs(
             LayerCost {
                 macs: (g.positions() * g.patch * g.output[2]) as u64,
                 weights: n,
-                weight_bytes: n * weights.bytes(),
+                weight_bytes: bytes(TensorOwner::Layer(l)),
                 activation_bytes: 4 * (g.input_len() + g.output_len()) as u64,
                 weights_follow_macs: layer.kind == LayerKind::LocallyConnected,
             }
@@ -153,7 +149,7 @@ pub fn layer_costs(
     costs.push(LayerCost {
         macs: n_in * classes,
         weights: n,
-        weight_bytes: n * weights.bytes(),
+        weight_bytes: bytes(TensorOwner::Readout),
         activation_bytes: 4 * (n_in + classes),
         weights_follow_macs: false,
     });
@@ -200,11 +196,7 @@ mod tests {
 
     #[test]
     fn locally_connected_costs_by_hand() {
-        let costs = layer_costs(
-            &hand_countable(LayerKind::LocallyConnected),
-            WeightType::F32,
-        )
-        .unwrap();
+        let costs = layer_costs(&hand_countable(LayerKind::LocallyConnected), DType::F32).unwrap();
         // 4 positions × 18-long patches × 3 filters = 216 MACs; weights 216 + bias 12 + γ, β 6.
         assert_eq!(
             costs[0],
@@ -228,36 +220,36 @@ mod tests {
             }
         );
         let t = EnergyTable::default();
-        let e = costs[0].energy_pj(&t, WeightType::F32);
+        let e = costs[0].energy_pj(&t, DType::F32);
         assert!((e - (216.0 * 4.6 + 936.0 * 160.0 + 248.0 * 1.25)).abs() < 1e-9);
         // Half the MACs skipped: half the kernel bytes, bias and norm still read.
-        let s = costs[0].sparse_energy_pj(&t, WeightType::F32, 108.0);
+        let s = costs[0].sparse_energy_pj(&t, DType::F32, 108.0);
         assert!((s - (108.0 * 4.6 + (432.0 + 72.0) * 160.0 + 248.0 * 1.25)).abs() < 1e-9);
     }
 
     #[test]
     fn conv_costs_by_hand() {
-        let costs = layer_costs(&hand_countable(LayerKind::Conv), WeightType::Int8).unwrap();
-        // Same MACs; shared kernel 18·3 = 54, bias 3, γ, β 6: 63 one-byte weights.
+        let costs = layer_costs(&hand_countable(LayerKind::Conv), DType::I8).unwrap();
+        // Same MACs; shared kernel 18·3 = 54 bytes with 3 f32 scales, bias 3 and γ, β 6 in f32.
         assert_eq!(
             costs[0],
             LayerCost {
                 macs: 216,
                 weights: 63,
-                weight_bytes: 63,
+                weight_bytes: 54 + 4 * (3 + 3 + 6),
                 activation_bytes: 248,
                 weights_follow_macs: false
             }
         );
         let t = EnergyTable::default();
-        let s = costs[0].sparse_energy_pj(&t, WeightType::Int8, 100.0);
-        assert!((s - (100.0 * 0.3 + 63.0 * 160.0 + 248.0 * 1.25)).abs() < 1e-9);
+        let s = costs[0].sparse_energy_pj(&t, DType::I8, 100.0);
+        assert!((s - (100.0 * 0.3 + 102.0 * 160.0 + 248.0 * 1.25)).abs() < 1e-9);
     }
 
     #[test]
     fn paper_alltnn_macs_equal_its_kernel_weights() {
         let spec = ModelSpec::paper_alltnn();
-        let costs = layer_costs(&spec, WeightType::F32).unwrap();
+        let costs = layer_costs(&spec, DType::F32).unwrap();
         let macs: u64 = costs.iter().map(|c| c.macs).sum();
         let bytes: u64 = costs.iter().map(|c| c.weight_bytes).sum();
         assert_eq!(bytes, 4 * 108_481_437);

@@ -262,6 +262,20 @@ impl TensorSpec {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Shape of the per-unit scales of an int8 kernel (`None` for other tensors): one scale per
+    /// output unit — `(positions, filters)` for a locally connected kernel, `(filters)` for a
+    /// conv kernel, `(classes)` for the readout.
+    pub fn unit_shape(&self) -> Option<Vec<usize>> {
+        if self.role != TensorRole::Kernel {
+            return None;
+        }
+        let units = *self.shape.last()?;
+        Some(match self.shape.len() {
+            3 => alloc::vec![self.shape[0], units],
+            _ => alloc::vec![units],
+        })
+    }
 }
 
 /// Output size of a valid-padded window: `(n − k) / s + 1`, or `None` if the window does not fit.

@@ -26,6 +26,8 @@ impl LocalShape {
     }
 }
 
+use super::weights::Weights;
+
 /// Whether the kernel holds one weight block per position or one shared block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sharing {
@@ -45,33 +47,31 @@ pub fn gather_patch(shape: &LocalShape, image: &[f32], r: usize, q: usize, dst: 
 }
 
 /// `out = layer(input)` for `batch` images: `input` is `batch × H × W × C`, `out` is
-/// `batch × OH × OW × F`, `patches` scratch of at least `batch × patch` values.
+/// `batch × OH × OW × F`; `scratch` holds at least `batch × patch + F` values.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     shape: &LocalShape,
     sharing: Sharing,
-    kernel: &[f32],
+    kernel: Weights<'_>,
     bias: Option<&[f32]>,
     batch: usize,
     input: &[f32],
-    patches: &mut [f32],
+    scratch: &mut [f32],
     out: &mut [f32],
 ) {
     let k = shape.patch_len();
     let f = shape.output[2];
     let in_len: usize = shape.input.iter().product();
     let out_len = shape.positions() * f;
-    let block = k * f;
+    let (patches, row) = scratch.split_at_mut(batch * k);
     for p in 0..shape.positions() {
         let (r, q) = (p / shape.output[1], p % shape.output[1]);
-        let weights = match sharing {
-            Sharing::PerPosition => &kernel[p * block..(p + 1) * block],
-            Sharing::Shared => &kernel[..block],
+        let (weights, bias) = match sharing {
+            Sharing::PerPosition => (kernel.block(p, k * f, f), bias.map(|b| &b[p * f..][..f])),
+            Sharing::Shared => (kernel.block(0, k * f, f), bias.map(|b| &b[..f])),
         };
-        let bias = bias.map(|b| match sharing {
-            Sharing::PerPosition => &b[p * f..(p + 1) * f],
-            Sharing::Shared => &b[..f],
-        });
+        // Int8 sums are scaled before the bias is added, so they start from zero.
+        let start = if weights.is_quantised() { None } else { bias };
         for b in 0..batch {
             gather_patch(
                 shape,
@@ -80,23 +80,32 @@ pub fn forward(
                 q,
                 &mut patches[b * k..(b + 1) * k],
             );
-            let o = &mut out[b * out_len + p * f..b * out_len + (p + 1) * f];
-            match bias {
+            let o = &mut out[b * out_len + p * f..][..f];
+            match start {
                 Some(bias) => o.copy_from_slice(bias),
                 None => o.fill(0.0),
             }
         }
-        for (j, w_row) in weights.chunks_exact(f).enumerate() {
+        for j in 0..k {
+            // Post-ReLU inputs are often exactly zero: skipping them saves the row.
+            if (0..batch).all(|b| patches[b * k + j] == 0.0) {
+                continue;
+            }
+            let w_row = weights.values(j * f..(j + 1) * f, row);
             for b in 0..batch {
                 let x = patches[b * k + j];
-                // Post-ReLU inputs are often exactly zero: skipping them saves the row.
                 if x == 0.0 {
                     continue;
                 }
-                let o = &mut out[b * out_len + p * f..b * out_len + (p + 1) * f];
+                let o = &mut out[b * out_len + p * f..][..f];
                 for (o, &w) in o.iter_mut().zip(w_row) {
                     *o += x * w;
                 }
+            }
+        }
+        if weights.is_quantised() {
+            for b in 0..batch {
+                weights.finish_units(&mut out[b * out_len + p * f..][..f], bias);
             }
         }
     }
@@ -164,51 +173,83 @@ mod tests {
         out
     }
 
+    fn random_case(
+        seed: &mut u64,
+        (h, w, c, k, s, f, batch): (usize, usize, usize, usize, usize, usize, usize),
+    ) -> (LocalShape, Vec<f32>) {
+        let shape = LocalShape {
+            input: [h, w, c],
+            kernel: k,
+            stride: s,
+            output: [(h - k) / s + 1, (w - k) / s + 1, f],
+        };
+        let input = (0..batch * h * w * c)
+            .map(|i| if i % 5 == 0 { 0.0 } else { lcg(seed) })
+            .collect();
+        (shape, input)
+    }
+
+    const CASES: [(usize, usize, usize, usize, usize, usize, usize); 3] = [
+        (9, 7, 3, 3, 2, 5, 3),
+        (6, 6, 2, 2, 1, 4, 1),
+        (5, 8, 1, 5, 3, 2, 2),
+    ];
+
+    /// Runs `forward` with `kernel` and compares with the naive definition over its f32 values.
+    fn check(
+        shape: &LocalShape,
+        sharing: Sharing,
+        kernel: Weights<'_>,
+        bias: &[f32],
+        batch: usize,
+        input: &[f32],
+    ) {
+        let [oh, ow, f] = shape.output;
+        let mut scratch = vec![0.0; batch * shape.patch_len() + f];
+        let mut out = vec![f32::NAN; batch * oh * ow * f];
+        forward(
+            shape,
+            sharing,
+            kernel,
+            Some(bias),
+            batch,
+            input,
+            &mut scratch,
+            &mut out,
+        );
+        let want = naive(shape, sharing, &kernel.to_f32(f), bias, batch, input);
+        for (a, b) in out.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
     #[test]
-    fn matches_the_naive_definition() {
+    fn matches_the_naive_definition_for_every_weight_type() {
         let mut seed = 7;
-        for &(h, w, c, k, s, f, batch) in &[
-            (9, 7, 3, 3, 2, 5, 3),
-            (6, 6, 2, 2, 1, 4, 1),
-            (5, 8, 1, 5, 3, 2, 2),
-        ] {
-            let oh = (h - k) / s + 1;
-            let ow = (w - k) / s + 1;
-            let shape = LocalShape {
-                input: [h, w, c],
-                kernel: k,
-                stride: s,
-                output: [oh, ow, f],
-            };
-            let input: Vec<f32> = (0..batch * h * w * c)
-                .map(|i| if i % 5 == 0 { 0.0 } else { lcg(&mut seed) })
-                .collect();
+        for case in CASES {
+            let batch = case.6;
+            let (shape, input) = random_case(&mut seed, case);
+            let [oh, ow, f] = shape.output;
             for sharing in [Sharing::PerPosition, Sharing::Shared] {
                 let blocks = if sharing == Sharing::PerPosition {
                     oh * ow
                 } else {
                     1
                 };
-                let kernel: Vec<f32> = (0..blocks * k * k * c * f)
-                    .map(|_| lcg(&mut seed))
-                    .collect();
+                let len = blocks * shape.patch_len() * f;
+                let kernel: Vec<f32> = (0..len).map(|_| lcg(&mut seed)).collect();
                 let bias: Vec<f32> = (0..blocks * f).map(|_| lcg(&mut seed)).collect();
-                let mut patches = vec![0.0; batch * shape.patch_len()];
-                let mut out = vec![f32::NAN; batch * oh * ow * f];
-                forward(
-                    &shape,
-                    sharing,
-                    &kernel,
-                    Some(&bias),
-                    batch,
-                    &input,
-                    &mut patches,
-                    &mut out,
-                );
-                let want = naive(&shape, sharing, &kernel, &bias, batch, &input);
-                for (a, b) in out.iter().zip(&want) {
-                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
-                }
+                check(&shape, sharing, Weights::F32(&kernel), &bias, batch, &input);
+                let halves: Vec<half::f16> =
+                    kernel.iter().map(|&v| half::f16::from_f32(v)).collect();
+                check(&shape, sharing, Weights::F16(&halves), &bias, batch, &input);
+                let q: Vec<i8> = kernel.iter().map(|&v| (v * 127.0) as i8).collect();
+                let scales: Vec<f32> = (0..blocks * f).map(|_| lcg(&mut seed).abs()).collect();
+                let int8 = Weights::I8 {
+                    values: &q,
+                    scales: &scales,
+                };
+                check(&shape, sharing, int8, &bias, batch, &input);
             }
         }
     }

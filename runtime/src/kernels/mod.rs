@@ -1,10 +1,11 @@
 //! Numerical kernels of the forward pass. Each is a plain portable implementation over
-//! row-major NHWC `f32` slices; tests compare them with direct, index-by-index formulas.
+//! row-major NHWC `f32` activations (weights f32, f16 or int8, see [`weights`]); tests compare them with direct, index-by-index formulas.
 
 pub mod dense;
 pub mod local;
 pub mod norm;
 pub mod pool;
+pub mod weights;
 
 use crate::spec::Activation;
 
