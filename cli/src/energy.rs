@@ -11,12 +11,11 @@ use alltnn_runtime::engine::{Engine, Model};
 use alltnn_runtime::format::DType;
 use alltnn_runtime::hardware::{self, EnergyTable, LayerCost};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use crate::outputs::{NpyStream, OutputDir};
 use crate::rapl::Rapl;
-use crate::stimuli::Stimuli;
+use crate::stimuli::{self, Stimuli};
 use crate::weights;
 
 /// Measure per-unit energy (the original's definition), energy maps and a hardware estimate.
@@ -140,22 +139,14 @@ fn measure(
     let mut meter = EnergyMeter::new(&model, batch);
 
     let rapl = Rapl::open().and_then(|rapl| Ok((rapl.read()?, rapl)));
-    let progress = ProgressBar::new(n as u64).with_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} stimuli, {per_sec}, eta {eta}")
-            .expect("valid progress template"),
-    );
-    progress.set_message(file_stem(path));
-    let mut input = vec![0.0f32; batch * stimuli.image_len()];
-    for first in (0..n).step_by(batch) {
-        let count = batch.min(n - first);
-        let images = &mut input[..count * stimuli.image_len()];
-        for (i, slot) in images.chunks_exact_mut(stimuli.image_len()).enumerate() {
-            stimuli.load(first + i, slot)?;
-        }
+    let progress = stimuli::progress_bar(n);
+    progress.set_message(format!("{} ", file_stem(path)));
+    stimuli.for_each_batch(0..n, batch, |_, images| {
         engine.run(images)?;
         meter.accumulate(&engine, images);
-        progress.inc(count as u64);
-    }
+        progress.inc((images.len() / stimuli.image_len()) as u64);
+        Ok(())
+    })?;
     progress.finish_and_clear();
     let measured = match rapl.and_then(|(start, rapl)| rapl.joules_since(&start)) {
         Ok(j) => json!({"joules": j, "joules_per_stimulus": j / n as f64,

@@ -1,12 +1,16 @@
 //! `alltnn`: convert, inspect and run All-Topographic Neural Networks.
 
+mod bench;
 mod classes;
 mod convert;
 mod energy;
+mod engines;
 mod infer;
 mod info;
+mod merge;
 mod outputs;
 mod rapl;
+mod shard;
 mod spatial;
 mod stimuli;
 mod train;
@@ -23,6 +27,9 @@ use clap::{Parser, Subcommand};
     about = "All-Topographic Neural Networks: convert, inspect and run models"
 )]
 struct Cli {
+    /// Threads for inference (default: one per core). Results do not depend on it.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,7 +39,9 @@ enum Command {
     Convert(convert::Args),
     Info(info::Args),
     Infer(infer::Args),
+    Merge(merge::Args),
     Energy(energy::Args),
+    Bench(bench::Args),
     Train(Box<train::Args>),
     #[command(name = "spatial-loss")]
     SpatialLoss(spatial::Args),
@@ -40,11 +49,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(threads) = cli.threads {
+        // Only fails if a pool exists already, which nothing before this line creates.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .build_global();
+    }
     let result = match cli.command {
         Command::Convert(args) => convert::run(args),
         Command::Info(args) => info::run(args),
         Command::Infer(args) => infer::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Energy(args) => energy::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(*args),
         Command::SpatialLoss(args) => spatial::run(args),
     };

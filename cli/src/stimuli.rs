@@ -1,20 +1,27 @@
-//! Stimuli for inference: image files, directories of images, and `.npy` arrays.
+//! Stimuli for inference: image files, directories of images, `.npy` arrays and HDF5 datasets.
 //!
-//! Everything is checked when the set is opened — unreadable paths, `.npy` files of the wrong
-//! shape, dtype or size — so a run fails before it writes anything. Stimuli are read one at a
-//! time as batches are filled (images decoded, `.npy` rows read at their offset), so memory does
-//! not grow with the number of stimuli.
+//! Everything is checked when the set is opened — unreadable paths, arrays of the wrong shape,
+//! dtype or size — so a run fails before it writes anything. Stimuli are read as batches are
+//! filled (images decoded in parallel, array rows read a run of consecutive rows at a time), on
+//! a worker thread that stays at most two batches ahead of the model, so memory does not grow
+//! with the number of stimuli.
 
 use std::fs::File;
 use std::io::BufReader;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use alltnn_runtime::spec::{ModelSpec, Preprocess};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use hdf5_reader::{Dataset, Datatype, Hdf5File, SliceInfo, SliceInfoElem};
 use image::imageops::FilterType;
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use npyz::{TypeChar, TypeStr};
+use rayon::prelude::*;
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+const H5_EXTENSIONS: [&str; 2] = ["h5", "hdf5"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pixels {
@@ -33,12 +40,21 @@ impl Pixels {
     }
 }
 
-struct NpyArray {
-    path: PathBuf,
-    file: File,
+enum Store {
+    Npy {
+        file: File,
+        /// Byte offset of the first value.
+        data_start: u64,
+    },
+    H5(Box<Dataset>),
+}
+
+/// An array of stimuli in a file: an `.npy` file or an HDF5 dataset.
+struct Array {
+    /// `file.npy` or `file.h5:dataset`, as stimuli are named.
+    label: String,
+    store: Store,
     pixels: Pixels,
-    /// Byte offset of the first value.
-    data_start: u64,
     count: usize,
 }
 
@@ -50,7 +66,7 @@ enum Item {
 /// An ordered set of stimuli for one model.
 pub struct Stimuli {
     items: Vec<Item>,
-    arrays: Vec<NpyArray>,
+    arrays: Vec<Array>,
     shape: [usize; 3],
     preprocess: Preprocess,
 }
@@ -72,7 +88,9 @@ impl Stimuli {
             preprocess: spec.input.preprocess,
         };
         for path in inputs {
-            if path.is_dir() {
+            let array = if let Some((file, dataset)) = h5_dataset_arg(path) {
+                Some(open_h5(&file, dataset, shape)?)
+            } else if path.is_dir() {
                 let images = list_images(path)?;
                 if images.is_empty() {
                     bail!(
@@ -81,15 +99,26 @@ impl Stimuli {
                     );
                 }
                 set.items.extend(images.into_iter().map(Item::Image));
+                None
             } else if has_extension(path, &["npy"]) {
-                let array = open_npy(path, shape)?;
+                Some(open_npy(path, shape)?)
+            } else if has_extension(path, &H5_EXTENSIONS) {
+                bail!(
+                    "{}: name the dataset to read as {}:DATASET ({})",
+                    path.display(),
+                    path.display(),
+                    h5_members(path)
+                );
+            } else {
+                std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+                set.items.push(Item::Image(path.clone()));
+                None
+            };
+            if let Some(array) = array {
                 let a = set.arrays.len();
                 set.items
                     .extend((0..array.count).map(|index| Item::Row { array: a, index }));
                 set.arrays.push(array);
-            } else {
-                std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-                set.items.push(Item::Image(path.clone()));
             }
         }
         if set.items.is_empty() {
@@ -106,33 +135,133 @@ impl Stimuli {
         self.shape.iter().product()
     }
 
-    /// A name for stimulus `i`: its path, or `file.npy[index]`.
+    /// A name for stimulus `i`: its path, `file.npy[index]` or `file.h5:dataset[index]`.
     pub fn name(&self, i: usize) -> String {
         match &self.items[i] {
             Item::Image(p) => p.display().to_string(),
-            Item::Row { array, index } => {
-                format!("{}[{index}]", self.arrays[*array].path.display())
-            }
+            Item::Row { array, index } => format!("{}[{index}]", self.arrays[*array].label),
         }
     }
 
-    /// Writes stimulus `i`, preprocessed, into `out` (one image, HWC).
-    pub fn load(&self, i: usize, out: &mut [f32]) -> Result<()> {
+    /// Writes stimuli `first..`, preprocessed, into `out` (whole images, NHWC).
+    pub fn load_batch(&self, first: usize, out: &mut [f32]) -> Result<()> {
         let n = self.image_len();
-        match &self.items[i] {
-            Item::Row { array, index } => {
-                let array = &self.arrays[*array];
-                let mut bytes = vec![0u8; n * array.pixels.bytes()];
-                let offset = array.data_start + (index * bytes.len()) as u64;
-                read_exact_at(&array.file, &mut bytes, offset).with_context(|| {
-                    format!("{}: cannot read stimulus {index}", array.path.display())
-                })?;
-                match array.pixels {
-                    Pixels::Raw => {
-                        for (o, &p) in out.iter_mut().zip(&bytes) {
-                            *o = self.preprocess.apply(p as f32);
-                        }
+        let count = out.len() / n;
+        // Collected in order, so that of several bad images the first is reported.
+        let decoded: Vec<Result<()>> = out
+            .par_chunks_mut(n)
+            .enumerate()
+            .map(|(i, slot)| match &self.items[first + i] {
+                Item::Image(path) => {
+                    let pixels = decode_image(path, self.shape)?;
+                    for (o, p) in slot.iter_mut().zip(pixels) {
+                        *o = self.preprocess.apply(p as f32);
                     }
+                    Ok(())
+                }
+                Item::Row { .. } => Ok(()),
+            })
+            .collect();
+        decoded.into_iter().collect::<Result<()>>()?;
+        let mut i = 0;
+        while i < count {
+            let Item::Row { array, index } = self.items[first + i] else {
+                i += 1;
+                continue;
+            };
+            let mut rows = 1;
+            while i + rows < count
+                && matches!(self.items[first + i + rows],
+                    Item::Row { array: a, index: j } if a == array && j == index + rows)
+            {
+                rows += 1;
+            }
+            self.arrays[array].read(
+                index..index + rows,
+                self.shape,
+                self.preprocess,
+                &mut out[i * n..(i + rows) * n],
+            )?;
+            i += rows;
+        }
+        Ok(())
+    }
+
+    /// Calls `f(first, images)` on consecutive batches of at most `batch` stimuli of `range`,
+    /// in order, while a worker thread reads the next ones. At most three batches are in memory.
+    pub fn for_each_batch(
+        &self,
+        range: Range<usize>,
+        batch: usize,
+        mut f: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let n = self.image_len();
+        std::thread::scope(|scope| {
+            // One batch waits in the channel while the reader fills the next and `f` runs.
+            let (full, batches) = mpsc::sync_channel::<Result<(usize, Vec<f32>)>>(1);
+            let (used, spare) = mpsc::channel::<Vec<f32>>();
+            scope.spawn(move || {
+                for first in range.clone().step_by(batch) {
+                    let mut images = spare.try_recv().unwrap_or_default();
+                    images.resize(batch.min(range.end - first) * n, 0.0);
+                    let read = self
+                        .load_batch(first, &mut images)
+                        .map(|()| (first, images));
+                    let failed = read.is_err();
+                    // A closed channel means the caller stopped early.
+                    if full.send(read).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            for read in batches {
+                let (first, images) = read?;
+                f(first, &images)?;
+                // The reader may be done and gone; the buffer is then simply freed.
+                let _ = used.send(images);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A progress bar over `n` stimuli showing their rate; `{msg}` comes first.
+pub fn progress_bar(n: usize) -> ProgressBar {
+    let rate = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.1} images/s", state.per_sec());
+    };
+    ProgressBar::new(n as u64).with_style(
+        ProgressStyle::with_template("{msg}{bar:40} {pos}/{len} stimuli, {rate}, eta {eta}")
+            .expect("valid progress template")
+            .with_key("rate", rate),
+    )
+}
+
+impl Array {
+    /// Writes rows `rows` of the array, preprocessed, into `out`.
+    fn read(
+        &self,
+        rows: Range<usize>,
+        [h, w, c]: [usize; 3],
+        preprocess: Preprocess,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let what = || match rows.len() {
+            1 => format!("{}: cannot read stimulus {}", self.label, rows.start),
+            _ => format!(
+                "{}: cannot read stimuli {}..{}",
+                self.label, rows.start, rows.end
+            ),
+        };
+        let raw = |o: &mut f32, p: u8| *o = preprocess.apply(p as f32);
+        match &self.store {
+            Store::Npy { file, data_start } => {
+                let row_bytes = h * w * c * self.pixels.bytes();
+                let mut bytes = vec![0u8; rows.len() * row_bytes];
+                let offset = data_start + (rows.start * row_bytes) as u64;
+                read_exact_at(file, &mut bytes, offset).with_context(what)?;
+                match self.pixels {
+                    Pixels::Raw => out.iter_mut().zip(bytes).for_each(|(o, p)| raw(o, p)),
                     Pixels::Preprocessed => {
                         for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
                             *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -140,10 +269,35 @@ impl Stimuli {
                     }
                 }
             }
-            Item::Image(path) => {
-                let pixels = decode_image(path, self.shape)?;
-                for (o, p) in out.iter_mut().zip(pixels) {
-                    *o = self.preprocess.apply(p as f32);
+            Store::H5(dataset) => {
+                let all = |len: usize| SliceInfoElem::Slice {
+                    start: 0,
+                    end: len as u64,
+                    step: 1,
+                };
+                let mut selections = vec![all(h), all(w), all(c)];
+                if dataset.ndim() == 4 {
+                    let rows = SliceInfoElem::Slice {
+                        start: rows.start as u64,
+                        end: rows.end as u64,
+                        step: 1,
+                    };
+                    selections.insert(0, rows);
+                }
+                let selection = SliceInfo { selections };
+                match self.pixels {
+                    Pixels::Raw => {
+                        let values = dataset
+                            .read_slice::<u8>(&selection)
+                            .map_err(|e| anyhow!("{}: {e}", what()))?;
+                        out.iter_mut().zip(&values).for_each(|(o, &p)| raw(o, p));
+                    }
+                    Pixels::Preprocessed => {
+                        let values = dataset
+                            .read_slice::<f32>(&selection)
+                            .map_err(|e| anyhow!("{}: {e}", what()))?;
+                        out.iter_mut().zip(&values).for_each(|(o, &v)| *o = v);
+                    }
                 }
             }
         }
@@ -195,7 +349,7 @@ fn decode_image(path: &Path, [h, w, c]: [usize; 3]) -> Result<Vec<u8>> {
 
 /// Checks an `.npy` file's header against the model input and locates its data; the values
 /// themselves are read per stimulus.
-fn open_npy(path: &Path, [h, w, c]: [usize; 3]) -> Result<NpyArray> {
+fn open_npy(path: &Path, [h, w, c]: [usize; 3]) -> Result<Array> {
     let file = File::open(path).with_context(|| format!("{}", path.display()))?;
     let npy = npyz::NpyFile::new(BufReader::new(&file))
         .map_err(|e| anyhow::anyhow!("{}: not a valid .npy file ({e})", path.display()))?;
@@ -242,13 +396,91 @@ fn open_npy(path: &Path, [h, w, c]: [usize; 3]) -> Result<NpyArray> {
             file_len.saturating_sub(data_start)
         );
     }
-    Ok(NpyArray {
-        path: path.to_path_buf(),
-        file,
+    Ok(Array {
+        label: path.display().to_string(),
+        store: Store::Npy { file, data_start },
         pixels,
-        data_start,
         count,
     })
+}
+
+/// `FILE.h5:DATASET` (or `.hdf5`): the file and the dataset's path inside it. A file that
+/// exists under the whole name is a file.
+fn h5_dataset_arg(arg: &Path) -> Option<(PathBuf, &str)> {
+    let (file, dataset) = arg.to_str()?.rsplit_once(':')?;
+    let file = PathBuf::from(file);
+    (has_extension(&file, &H5_EXTENSIONS) && !arg.exists()).then_some((file, dataset))
+}
+
+/// What an HDF5 file holds at the top level, for error messages.
+fn h5_members(path: &Path) -> String {
+    let members = Hdf5File::open(path)
+        .and_then(|f| f.root_group())
+        .and_then(|g| g.member_names());
+    match members {
+        Ok((groups, datasets)) if groups.len() + datasets.len() > 0 => {
+            let names: Vec<String> = datasets
+                .into_iter()
+                .chain(groups.into_iter().map(|g| g + "/"))
+                .collect();
+            format!("top level: {}", names.join(", "))
+        }
+        Ok(_) => "the file is empty".to_string(),
+        Err(e) => format!("cannot read it as HDF5: {e}"),
+    }
+}
+
+/// Opens an HDF5 dataset of stimuli and checks its shape and type against the model input;
+/// rows are read per batch, touching only the chunks that hold them.
+fn open_h5(path: &Path, dataset: &str, [h, w, c]: [usize; 3]) -> Result<Array> {
+    let label = format!("{}:{dataset}", path.display());
+    if dataset.is_empty() {
+        bail!(
+            "{label}: name the dataset after the colon ({})",
+            h5_members(path)
+        );
+    }
+    let file = Hdf5File::open(path)
+        .map_err(|e| anyhow!("{}: cannot open as HDF5 ({e})", path.display()))?;
+    let data = file
+        .dataset(dataset)
+        .map_err(|_| anyhow!("{label}: no such dataset ({})", h5_members(path)))?;
+    let shape: Vec<usize> = data.shape().iter().map(|&d| d as usize).collect();
+    let count = match shape.as_slice() {
+        [n, hh, ww, cc] if [*hh, *ww, *cc] == [h, w, c] => *n,
+        [hh, ww, cc] if [*hh, *ww, *cc] == [h, w, c] => 1,
+        _ => bail!(
+            "{label}: dataset of shape {shape:?} does not match the model input (N, {h}, {w}, {c}) or ({h}, {w}, {c})"
+        ),
+    };
+    let pixels = match data.dtype() {
+        Datatype::FixedPoint {
+            size: 1,
+            signed: false,
+            ..
+        } => Pixels::Raw,
+        Datatype::FloatingPoint { size: 4, .. } => Pixels::Preprocessed,
+        other => bail!(
+            "{label}: dtype {} is not supported: expected uint8 pixels or float32 preprocessed values",
+            h5_type_name(other)
+        ),
+    };
+    Ok(Array {
+        label,
+        store: Store::H5(Box::new(data)),
+        pixels,
+        count,
+    })
+}
+
+fn h5_type_name(dtype: &Datatype) -> String {
+    match dtype {
+        Datatype::FixedPoint { size, signed, .. } => {
+            format!("{}int{}", if *signed { "" } else { "u" }, size * 8)
+        }
+        Datatype::FloatingPoint { size, .. } => format!("float{}", size * 8),
+        other => format!("{other:?}"),
+    }
 }
 
 fn is(t: &TypeStr, ch: TypeChar, size: usize) -> bool {

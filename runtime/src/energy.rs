@@ -59,7 +59,7 @@ pub struct EnergyMeter {
     stimuli: u64,
     abs_input: Vec<f32>,
     pre_out: Vec<f32>,
-    patches: Vec<f32>,
+    patch: Vec<f32>,
 }
 
 impl EnergyMeter {
@@ -91,7 +91,7 @@ impl EnergyMeter {
             stimuli: 0,
             abs_input: vec![0.0; capacity * max(|g| g.input_len())],
             pre_out: vec![0.0; capacity * max(|g| g.output_len())],
-            patches: vec![0.0; capacity * max(|g| g.patch) + max(|g| g.output[2])],
+            patch: vec![0.0; max(|g| g.patch)],
         }
     }
 
@@ -124,7 +124,6 @@ impl EnergyMeter {
             };
             let n_out = batch * g.output_len();
             let pre_out = &mut self.pre_out[..n_out];
-            let patches = &mut self.patches;
             local::forward(
                 &shape,
                 sharing,
@@ -132,11 +131,10 @@ impl EnergyMeter {
                 None,
                 batch,
                 abs_x,
-                patches,
                 pre_out,
             );
             let energy = &mut self.layers[l];
-            energy.nonzero_macs += nonzero_macs(&shape, batch, abs_x, &mut patches[..g.patch]);
+            energy.nonzero_macs += nonzero_macs(&shape, batch, abs_x, &mut self.patch[..g.patch]);
             let act = engine.activation(l);
             for b in 0..batch {
                 let unit = b * g.output_len()..(b + 1) * g.output_len();

@@ -169,8 +169,6 @@ pub struct Engine<'m, 'a> {
     capacity: usize,
     batch: usize,
     blocks: Vec<Block>,
-    /// Patches of a batch, then one decoded weight row.
-    scratch: Vec<f32>,
     logits: Vec<f32>,
     outputs: Vec<f32>,
 }
@@ -198,21 +196,12 @@ impl<'m, 'a> Engine<'m, 'a> {
                 },
             })
             .collect();
-        let patch = model.geometry.iter().map(|g| g.patch).max().unwrap_or(0);
         let classes = model.spec.readout.classes as usize;
-        // One decoded weight row (f16/int8) beside the patches: the widest layer or readout.
-        let row = model
-            .geometry
-            .iter()
-            .map(|g| g.output[2])
-            .max()
-            .unwrap_or(0);
         Ok(Engine {
             model,
             capacity,
             batch: 0,
             blocks,
-            scratch: vec![0.0; capacity * patch + row.max(classes)],
             logits: vec![0.0; capacity * classes],
             outputs: vec![0.0; capacity * classes],
         })
@@ -260,7 +249,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             };
             let g = &model.geometry[l];
             let n_in = batch * g.input_len();
-            run_block(model, l, &x[..n_in], batch, &mut self.scratch, &mut rest[0]);
+            run_block(model, l, &x[..n_in], batch, &mut rest[0]);
         }
         let last = self.blocks.len() - 1;
         let g = &model.geometry[last];
@@ -275,7 +264,6 @@ impl<'m, 'a> Engine<'m, 'a> {
             classes,
             batch,
             &x[..batch * n_in],
-            &mut self.scratch,
             logits,
         );
         let out = &mut self.outputs[..batch * classes];
@@ -320,14 +308,7 @@ fn block_output<'b>(block: &'b Block, layer: &crate::spec::LayerSpec) -> &'b [f3
     }
 }
 
-fn run_block(
-    model: &Model<'_>,
-    l: usize,
-    x: &[f32],
-    batch: usize,
-    scratch: &mut [f32],
-    block: &mut Block,
-) {
+fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: &mut Block) {
     let layer = &model.spec.layers[l];
     let g = &model.geometry[l];
     let w = &model.layers[l];
@@ -358,14 +339,14 @@ fn run_block(
     let has_norm = layer.norm != Norm::None;
     if layer.norm_first && has_norm {
         let normed = &mut block.normalized[..n_out];
-        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, scratch, normed);
+        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, normed);
         normalize(normed);
         let act = &mut block.activation[..n_out];
         act.copy_from_slice(normed);
         kernels::activate(act, layer.activation);
     } else {
         let act = &mut block.activation[..n_out];
-        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, scratch, act);
+        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, act);
         kernels::activate(act, layer.activation);
         if has_norm {
             let normed = &mut block.normalized[..n_out];

@@ -180,7 +180,7 @@ impl<'a> TnnFile<'a> {
                 "non-zero padding after the metadata".into(),
             ));
         }
-        if (bytes.as_ptr() as usize) % core::mem::align_of::<f32>() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<f32>()) {
             return Err(FormatError::Misaligned);
         }
 

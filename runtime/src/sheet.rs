@@ -11,7 +11,7 @@ pub fn hypercolumn(channels: usize) -> (usize, usize) {
     let mut c0 = 1;
     let mut d = 1;
     while d * d <= channels {
-        if channels % d == 0 {
+        if channels.is_multiple_of(d) {
             c0 = d;
         }
         d += 1;

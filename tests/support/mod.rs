@@ -46,7 +46,11 @@ pub fn alltnn_ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
 /// Runs `alltnn`, asserting a clean failure: exit code 1, one-line error, no panic. Returns
 /// the error line.
 pub fn alltnn_err(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
-    let out = alltnn(args);
+    clean_failure(alltnn(args))
+}
+
+/// Asserts that `out` is a clean failure of `alltnn` (see [`alltnn_err`]); returns the error line.
+pub fn clean_failure(out: Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(
         out.status.code(),

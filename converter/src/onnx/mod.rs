@@ -5,6 +5,8 @@
 //! Output `probs` (`logits` for a spec with a linear output): `[N, classes]`; with
 //! `activations`, also `relu_<l>`: every layer's activation output `[N, OH, OW, F]` (what
 //! `Engine::activation` returns).
+//! Metadata `alltnn.spec`: the model spec as JSON, so that a `.onnx` file alone says how to
+//! preprocess stimuli and what its outputs are ([`read_spec`]).
 //!
 //! A locally connected layer has no ONNX operator. It becomes patch extraction with one
 //! `Gather` on the flattened image (constant indices `[P, K]`, patch order `(ky, kx, c)` as in
@@ -21,7 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use alltnn_runtime::spec::{
-    Activation, LayerGeometry, LayerKind, LayerSpec, Norm, NormParams, OutputActivation,
+    Activation, LayerGeometry, LayerKind, LayerSpec, ModelSpec, Norm, NormParams, OutputActivation,
 };
 use prost::Message;
 
@@ -34,6 +36,8 @@ const OPSET: i64 = 17;
 const IR_VERSION: i64 = 8;
 /// Errors of [`export`] concern no file; they carry this in place of a path.
 const SOURCE: &str = "ONNX export";
+/// Metadata key of the model spec (JSON).
+pub const SPEC_KEY: &str = "alltnn.spec";
 
 /// Builds the ONNX graph of `model` and returns the serialized `ModelProto`.
 pub fn export(model: &ImportedModel, activations: bool) -> Result<Vec<u8>, ConvertError> {
@@ -62,6 +66,10 @@ pub fn export(model: &ImportedModel, activations: bool) -> Result<Vec<u8>, Conve
         producer_name: Some("alltnn".to_string()),
         producer_version: Some(env!("CARGO_PKG_VERSION").to_string()),
         graph: Some(g.finish("alltnn")),
+        metadata_props: vec![proto::StringStringEntryProto {
+            key: Some(SPEC_KEY.to_string()),
+            value: Some(serde_json::to_string(spec).expect("specs serialize")),
+        }],
         ..Default::default()
     };
     Ok(proto.encode_to_vec())
@@ -87,6 +95,31 @@ pub fn write_onnx(
         return Err(ConvertError::io(path, e));
     }
     Ok(bytes.len() as u64)
+}
+
+/// Only the metadata of a `ModelProto`: decoding skips the graph and its weights.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ModelMetadata {
+    #[prost(message, repeated, tag = "14")]
+    metadata_props: Vec<proto::StringStringEntryProto>,
+}
+
+/// The spec that [`export`] stored in a serialized ONNX model; `path` names it in errors. A
+/// model from another exporter has none and is refused.
+pub fn read_spec(path: &Path, bytes: &[u8]) -> Result<ModelSpec, ConvertError> {
+    let metadata = ModelMetadata::decode(bytes)
+        .map_err(|e| ConvertError::layout(path, format!("not a readable ONNX model ({e})")))?;
+    let json = metadata
+        .metadata_props
+        .iter()
+        .find(|p| p.key.as_deref() == Some(SPEC_KEY))
+        .and_then(|p| p.value.as_deref())
+        .ok_or_else(|| {
+            let message = format!("no `{SPEC_KEY}` metadata: not written by `alltnn convert`");
+            ConvertError::layout(path, message)
+        })?;
+    serde_json::from_str(json)
+        .map_err(|e| ConvertError::layout(path, format!("invalid `{SPEC_KEY}` metadata: {e}")))
 }
 
 fn error(message: impl Into<String>) -> ConvertError {

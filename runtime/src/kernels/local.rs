@@ -3,8 +3,8 @@
 //!
 //! Weights use the Keras layout: a locally connected kernel is `(positions, patch, filters)` with
 //! the patch ordered `(ky, kx, c_in)`, a conv kernel `(k, k, c_in, filters)` — the same
-//! `(patch, filters)` block once. For every output position the patches of the whole batch are
-//! gathered first, so each weight is read once per batch.
+//! `(patch, filters)` block once. Each position's block is one [`block::accumulate`] over
+//! the input in place, so each weight is read once per batch.
 
 /// Sizes of one locally connected or conv layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +26,10 @@ impl LocalShape {
     }
 }
 
-use super::weights::Weights;
+use core::ops::Range;
+
+use super::block::{self, Inputs};
+use super::weights::{apply_scales, Weights};
 
 /// Whether the kernel holds one weight block per position or one shared block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +50,9 @@ pub fn gather_patch(shape: &LocalShape, image: &[f32], r: usize, q: usize, dst: 
 }
 
 /// `out = layer(input)` for `batch` images: `input` is `batch × H × W × C`, `out` is
-/// `batch × OH × OW × F`; `scratch` holds at least `batch × patch + F` values.
+/// `batch × OH × OW × F`. With the `parallel` feature, positions (or, for layers with few
+/// positions, column ranges) are shared among rayon's threads; every output is computed the
+/// same way whatever the thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     shape: &LocalShape,
@@ -56,58 +61,191 @@ pub fn forward(
     bias: Option<&[f32]>,
     batch: usize,
     input: &[f32],
-    scratch: &mut [f32],
     out: &mut [f32],
 ) {
-    let k = shape.patch_len();
-    let f = shape.output[2];
-    let in_len: usize = shape.input.iter().product();
-    let out_len = shape.positions() * f;
-    let (patches, row) = scratch.split_at_mut(batch * k);
-    for p in 0..shape.positions() {
+    let layer = Layer {
+        shape,
+        sharing,
+        kernel,
+        bias,
+        batch,
+        input,
+    };
+    let (positions, f) = (shape.positions(), shape.output[2]);
+    assert!(input.len() >= batch * shape.input.iter().product::<usize>());
+    assert!(out.len() >= batch * positions * f);
+    assert!(bias.is_none_or(|b| b.len() >= layer.blocks() * f));
+    assert!(kernel.len() >= layer.blocks() * shape.patch_len() * f);
+    #[cfg(feature = "parallel")]
+    if let Some(tasks) = parallel::tasks(positions, f, batch * positions * shape.patch_len() * f) {
+        let out = parallel::SharedOut(out.as_mut_ptr());
+        parallel::run(tasks, |(ps, cols)| {
+            for p in ps {
+                // SAFETY: tasks cover disjoint (position, column) ranges of `out`, which is
+                // borrowed exclusively for the whole parallel run; sizes checked above.
+                unsafe { layer.position(p, cols.clone(), out.get()) };
+            }
+        });
+        return;
+    }
+    for p in 0..positions {
+        // SAFETY: `out` is borrowed exclusively; sizes checked above.
+        unsafe { layer.position(p, 0..f, out.as_mut_ptr()) };
+    }
+}
+
+struct Layer<'s, 'w> {
+    shape: &'s LocalShape,
+    sharing: Sharing,
+    kernel: Weights<'w>,
+    bias: Option<&'s [f32]>,
+    batch: usize,
+    input: &'s [f32],
+}
+
+impl Layer<'_, '_> {
+    fn blocks(&self) -> usize {
+        match self.sharing {
+            Sharing::PerPosition => self.shape.positions(),
+            Sharing::Shared => 1,
+        }
+    }
+
+    /// Columns `cols` of output position `p` for the whole batch.
+    ///
+    /// # Safety
+    /// `out` holds `batch × positions × F` values that no one else accesses in these columns
+    /// of this position meanwhile; the layer's buffers fit its shape.
+    unsafe fn position(&self, p: usize, cols: Range<usize>, out: *mut f32) {
+        let shape = self.shape;
+        let [_, w, c] = shape.input;
+        let (k, f) = (shape.patch_len(), shape.output[2]);
+        let in_len = shape.input.iter().product::<usize>();
+        let out_len = shape.positions() * f;
         let (r, q) = (p / shape.output[1], p % shape.output[1]);
-        let (weights, bias) = match sharing {
-            Sharing::PerPosition => (kernel.block(p, k * f, f), bias.map(|b| &b[p * f..][..f])),
-            Sharing::Shared => (kernel.block(0, k * f, f), bias.map(|b| &b[..f])),
+        let block = match self.sharing {
+            Sharing::PerPosition => p,
+            Sharing::Shared => 0,
         };
-        // Int8 sums are scaled before the bias is added, so they start from zero.
-        let start = if weights.is_quantised() { None } else { bias };
-        for b in 0..batch {
-            gather_patch(
-                shape,
-                &input[b * in_len..(b + 1) * in_len],
-                r,
-                q,
-                &mut patches[b * k..(b + 1) * k],
+        let weights = self.kernel.block(block, k * f, f);
+        let bias = self.bias.map(|b| &b[block * f..][cols.clone()]);
+        let scales = weights.scales().map(|s| &s[cols.clone()]);
+        for b in 0..self.batch {
+            // SAFETY: these columns of this position belong to this call (caller's promise).
+            let o = unsafe {
+                core::slice::from_raw_parts_mut(
+                    out.add(b * out_len + p * f + cols.start),
+                    cols.len(),
+                )
+            };
+            // Int8 sums are scaled before the bias is added, so they start from zero.
+            match (bias, scales) {
+                (Some(bias), None) => o.copy_from_slice(bias),
+                _ => o.fill(0.0),
+            }
+        }
+        let inputs = Inputs {
+            data: self.input,
+            base: (r * shape.stride * w + q * shape.stride) * c,
+            batch_stride: in_len,
+            rows: shape.kernel,
+            row_stride: w * c,
+            row_len: shape.kernel * c,
+        };
+        let out_len_total = self.batch * out_len - p * f;
+        block::check(
+            weights,
+            f,
+            &cols,
+            &inputs,
+            self.batch,
+            out_len_total,
+            out_len,
+        );
+        // SAFETY: bounds checked; exclusive access promised by the caller.
+        unsafe {
+            block::accumulate_unchecked(
+                weights,
+                f,
+                cols.clone(),
+                inputs,
+                self.batch,
+                out.add(p * f),
+                out_len,
+            )
+        };
+        if let Some(scales) = scales {
+            for b in 0..self.batch {
+                // SAFETY: as above.
+                let o = unsafe {
+                    core::slice::from_raw_parts_mut(
+                        out.add(b * out_len + p * f + cols.start),
+                        cols.len(),
+                    )
+                };
+                apply_scales(o, scales, bias);
+            }
+        }
+    }
+}
+
+#[cfg(feature = "parallel")]
+mod parallel {
+    use core::ops::Range;
+    use rayon::prelude::*;
+
+    /// The output buffer, shared by tasks that write disjoint parts of it.
+    #[derive(Clone, Copy)]
+    pub struct SharedOut(pub *mut f32);
+    // SAFETY: tasks write disjoint ranges (see `super::forward`).
+    unsafe impl Send for SharedOut {}
+    unsafe impl Sync for SharedOut {}
+    impl SharedOut {
+        pub fn get(self) -> *mut f32 {
+            self.0
+        }
+    }
+
+    /// Tasks of (positions, columns), about four per thread; `None` when one thread would do
+    /// (one thread, or under ~64k multiply-adds in all).
+    pub fn tasks(
+        positions: usize,
+        f: usize,
+        macs: usize,
+    ) -> Option<alloc::vec::Vec<(Range<usize>, Range<usize>)>> {
+        let threads = rayon::current_num_threads();
+        if threads < 2 || macs < 1 << 16 {
+            return None;
+        }
+        let want = 4 * threads;
+        if positions >= want {
+            let chunk = positions.div_ceil(want);
+            return Some(
+                (0..positions)
+                    .step_by(chunk)
+                    .map(|p| (p..(p + chunk).min(positions), 0..f))
+                    .collect(),
             );
-            let o = &mut out[b * out_len + p * f..][..f];
-            match start {
-                Some(bias) => o.copy_from_slice(bias),
-                None => o.fill(0.0),
-            }
         }
-        for j in 0..k {
-            // Post-ReLU inputs are often exactly zero: skipping them saves the row.
-            if (0..batch).all(|b| patches[b * k + j] == 0.0) {
-                continue;
-            }
-            let w_row = weights.values(j * f..(j + 1) * f, row);
-            for b in 0..batch {
-                let x = patches[b * k + j];
-                if x == 0.0 {
-                    continue;
-                }
-                let o = &mut out[b * out_len + p * f..][..f];
-                for (o, &w) in o.iter_mut().zip(w_row) {
-                    *o += x * w;
-                }
-            }
-        }
-        if weights.is_quantised() {
-            for b in 0..batch {
-                weights.finish_units(&mut out[b * out_len + p * f..][..f], bias);
-            }
-        }
+        // Few positions (the last layers): split columns, in whole cache lines.
+        let per = want.div_ceil(positions);
+        let width = f.div_ceil(per).next_multiple_of(16);
+        Some(
+            (0..positions)
+                .flat_map(|p| {
+                    (0..f)
+                        .step_by(width)
+                        .map(move |c| (p..p + 1, c..(c + width).min(f)))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn run(
+        tasks: alloc::vec::Vec<(Range<usize>, Range<usize>)>,
+        work: impl Fn((Range<usize>, Range<usize>)) + Sync + Send,
+    ) {
+        tasks.into_par_iter().for_each(work);
     }
 }
 
@@ -205,18 +343,8 @@ mod tests {
         input: &[f32],
     ) {
         let [oh, ow, f] = shape.output;
-        let mut scratch = vec![0.0; batch * shape.patch_len() + f];
         let mut out = vec![f32::NAN; batch * oh * ow * f];
-        forward(
-            shape,
-            sharing,
-            kernel,
-            Some(bias),
-            batch,
-            input,
-            &mut scratch,
-            &mut out,
-        );
+        forward(shape, sharing, kernel, Some(bias), batch, input, &mut out);
         let want = naive(shape, sharing, &kernel.to_f32(f), bias, batch, input);
         for (a, b) in out.iter().zip(&want) {
             assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");

@@ -1,6 +1,9 @@
-//! Numerical kernels of the forward pass. Each is a plain portable implementation over
-//! row-major NHWC `f32` activations (weights f32, f16 or int8, see [`weights`]); tests compare them with direct, index-by-index formulas.
+//! Numerical kernels of the forward pass over row-major NHWC `f32` activations, weights f32,
+//! f16 or int8 ([`weights`]). Locally connected, conv and dense layers all reduce to
+//! [`block::accumulate`] (scalar reference plus SIMD); tests compare every path with direct,
+//! index-by-index formulas.
 
+pub mod block;
 pub mod dense;
 pub mod local;
 pub mod norm;

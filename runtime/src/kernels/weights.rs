@@ -7,12 +7,25 @@
 //! unit's weights, so `w ≈ q · scale`.
 
 use alloc::vec::Vec;
-use core::ops::Range;
-
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 
 use crate::format::DType;
+
+/// Turns int8 unit sums `Σ x·q` into `scale · Σ x·q + bias`.
+pub fn apply_scales(sums: &mut [f32], scales: &[f32], bias: Option<&[f32]>) {
+    match bias {
+        Some(bias) => {
+            for ((o, &s), &b) in sums.iter_mut().zip(scales).zip(bias) {
+                *o = *o * s + b;
+            }
+        }
+        None => {
+            for (o, &s) in sums.iter_mut().zip(scales) {
+                *o *= s;
+            }
+        }
+    }
+}
 
 /// Borrowed kernel weights in one of the stored types.
 #[derive(Clone, Copy, Debug)]
@@ -68,45 +81,11 @@ impl<'a> Weights<'a> {
         }
     }
 
-    /// The unquantised values of `range`, decoded into `buf` where they are not stored as f32.
-    /// Int8 values come back as `q`, without their scale (see [`Weights::finish_units`]).
-    #[inline]
-    pub fn values<'b>(&'b self, range: Range<usize>, buf: &'b mut [f32]) -> &'b [f32] {
-        let buf = &mut buf[..range.len()];
+    /// The per-unit scales of int8 weights.
+    pub fn scales(&self) -> Option<&'a [f32]> {
         match self {
-            Weights::F32(w) => return &w[range],
-            Weights::F16(w) => w[range].convert_to_f32_slice(buf),
-            Weights::I8 { values, .. } => {
-                for (b, &q) in buf.iter_mut().zip(&values[range]) {
-                    *b = f32::from(q);
-                }
-            }
-        }
-        buf
-    }
-
-    /// Whether sums over [`Weights::values`] still need [`Weights::finish_units`].
-    pub fn is_quantised(&self) -> bool {
-        matches!(self, Weights::I8 { .. })
-    }
-
-    /// Turns one row of unit sums `Σ x·q` into `scale · Σ x·q + bias`.
-    #[inline]
-    pub fn finish_units(&self, sums: &mut [f32], bias: Option<&[f32]>) {
-        let Weights::I8 { scales, .. } = self else {
-            return;
-        };
-        match bias {
-            Some(bias) => {
-                for ((o, &s), &b) in sums.iter_mut().zip(*scales).zip(bias) {
-                    *o = *o * s + b;
-                }
-            }
-            None => {
-                for (o, &s) in sums.iter_mut().zip(*scales) {
-                    *o *= s;
-                }
-            }
+            Weights::I8 { scales, .. } => Some(scales),
+            _ => None,
         }
     }
 
@@ -143,16 +122,9 @@ mod tests {
         };
         assert_eq!(w.to_f32(2), [0.5, -2.0, 1.5, 4.0, 1.25, 12.0, -1.75, 16.0]);
         let second = w.block(1, 4, 2);
-        let mut buf = [0.0; 2];
-        let mut sums = [second.values(2..4, &mut buf)[0], 1.0];
-        second.finish_units(&mut sums, Some(&[1.0, 0.0]));
-        assert_eq!(sums, [-0.75, 2.0]);
-    }
-
-    #[test]
-    fn f16_values_decode() {
-        let w = [f16::from_f32(0.5), f16::from_f32(-1.25), f16::from_f32(3.0)];
-        let mut buf = [0.0; 3];
-        assert_eq!(Weights::F16(&w).values(1..3, &mut buf), [-1.25, 3.0]);
+        assert_eq!(second.scales(), Some(&[0.25, 2.0][..]));
+        let mut sums = [2.0, 1.0];
+        apply_scales(&mut sums, second.scales().unwrap(), Some(&[1.0, 0.0]));
+        assert_eq!(sums, [1.5, 2.0]);
     }
 }

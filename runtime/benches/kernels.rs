@@ -1,0 +1,70 @@
+//! Kernel timings on the paper All-TNN's block shapes: `cargo bench -p alltnn-runtime`.
+//! Each benchmark is one weight block (one position of a locally connected layer) for a batch;
+//! `ALLTNN_ISA=scalar|avx2|avx512` selects the implementation.
+
+use alltnn_runtime::kernels::block::{self, Inputs};
+use alltnn_runtime::kernels::weights::Weights;
+use divan::Bencher;
+use half::f16;
+
+fn main() {
+    eprintln!("kernels: {}", block::isa().name());
+    divan::main();
+}
+
+/// (name, patch rows, row length, filters) of the paper's layers 0, 2 and 4.
+const BLOCKS: [(&str, usize, usize, usize); 3] = [
+    ("layer0 7x7x3->64", 7, 21, 64),
+    ("layer2 3x3x81->81", 3, 243, 81),
+    ("layer4 3x3x256->256", 3, 768, 256),
+];
+
+fn values(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect()
+}
+
+fn bench(bencher: Bencher, block_index: usize, batch: usize, dtype: &str) {
+    let (_, rows, row_len, f) = BLOCKS[block_index];
+    let k = rows * row_len;
+    let raw = values(k * f);
+    let halves: Vec<f16> = raw.iter().map(|&v| f16::from_f32(v)).collect();
+    let q: Vec<i8> = raw.iter().map(|&v| (v * 127.0) as i8).collect();
+    let w = match dtype {
+        "f32" => Weights::F32(&raw),
+        "f16" => Weights::F16(&halves),
+        _ => Weights::I8 {
+            values: &q,
+            scales: &[],
+        },
+    };
+    let x = values(batch * k);
+    let inputs = Inputs {
+        data: &x,
+        base: 0,
+        batch_stride: k,
+        rows,
+        row_stride: row_len,
+        row_len,
+    };
+    let mut out = vec![0f32; batch * f];
+    bencher
+        .counter(divan::counter::ItemsCount::new(k * f * batch))
+        .bench_local(|| block::accumulate(w, f, 0..f, inputs, batch, &mut out, f));
+}
+
+#[divan::bench(args = [0, 1, 2], consts = [1, 16])]
+fn f32<const B: usize>(bencher: Bencher, block: usize) {
+    bench(bencher, block, B, "f32");
+}
+
+#[divan::bench(args = [0, 1, 2], consts = [1, 16])]
+fn f16<const B: usize>(bencher: Bencher, block: usize) {
+    bench(bencher, block, B, "f16");
+}
+
+#[divan::bench(args = [0, 1, 2], consts = [1, 16])]
+fn int8<const B: usize>(bencher: Bencher, block: usize) {
+    bench(bencher, block, B, "int8");
+}

@@ -1,0 +1,432 @@
+//! AVX2 and AVX-512 versions of [`super::accumulate`]. One algorithm, stamped out per
+//! instruction set by `tiles!` over that set's vector helpers: a tile of up to 4 vectors of
+//! output columns × up to 4 images is held in registers while the block's rows stream by; each
+//! row's weights are loaded (and converted from f16/int8) once per tile.
+
+use core::arch::x86_64::*;
+use core::ops::Range;
+
+use super::{Inputs, Isa};
+use crate::kernels::weights::Weights;
+
+/// Vectors of columns per tile.
+const T: usize = 4;
+
+/// # Safety
+/// As [`super::accumulate_unchecked`], and `isa` must be supported by this CPU.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn accumulate(
+    isa: Isa,
+    w: Weights<'_>,
+    width: usize,
+    cols: Range<usize>,
+    x: Inputs<'_>,
+    batch: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    let o = (out, out_stride);
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match (isa, w) {
+            (Isa::Avx512, Weights::F32(v)) => avx512::f32(v.as_ptr(), width, cols, x, batch, o),
+            (Isa::Avx512, Weights::F16(v)) => {
+                avx512::f16(v.as_ptr().cast(), width, cols, x, batch, o)
+            }
+            (Isa::Avx512, Weights::I8 { values, .. }) => {
+                avx512::i8(values.as_ptr(), width, cols, x, batch, o)
+            }
+            (_, Weights::F32(v)) => avx2::f32(v.as_ptr(), width, cols, x, batch, o),
+            (_, Weights::F16(v)) => avx2::f16(v.as_ptr().cast(), width, cols, x, batch, o),
+            (_, Weights::I8 { values, .. }) => avx2::i8(values.as_ptr(), width, cols, x, batch, o),
+        }
+    }
+}
+
+/// The tiled kernel for one weight type, written against the enclosing module's `V`, `L`,
+/// `zero`, `splat`, `fma`, `load_out`, `store_out` and the given loader.
+macro_rules! tiles {
+    ($features:literal, $name:ident, $tile:ident, $rows:ident, $quad:ident, $t:ty, $load:ident) => {
+        /// # Safety
+        /// As [`super::accumulate`]; the CPU has the module's features.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $name(
+            w: *const $t,
+            width: usize,
+            cols: Range<usize>,
+            x: Inputs<'_>,
+            batch: usize,
+            (out, out_stride): (*mut f32, usize),
+        ) {
+            if batch < 4 {
+                for b in 0..batch {
+                    // SAFETY: image `b` lies inside the caller's bounds.
+                    unsafe {
+                        let xb = x.data.as_ptr().add(x.base + b * x.batch_stride);
+                        let ob = out.add(b * out_stride + cols.start);
+                        $rows(w.add(cols.start), width, cols.len(), &x, xb, ob);
+                    }
+                }
+                return;
+            }
+            let mut c = cols.start;
+            while c < cols.end {
+                let n = (cols.end - c).min(T * L);
+                let mut b = 0;
+                while b < batch {
+                    // SAFETY: the tile lies inside the caller's bounds.
+                    let step = unsafe {
+                        let xb = x.data.as_ptr().add(x.base + b * x.batch_stride);
+                        let ob = out.add(b * out_stride + c);
+                        match batch - b {
+                            1 => $tile::<1>(w.add(c), width, n, &x, xb, ob, out_stride),
+                            2 => $tile::<2>(w.add(c), width, n, &x, xb, ob, out_stride),
+                            3 => $tile::<3>(w.add(c), width, n, &x, xb, ob, out_stride),
+                            _ => $tile::<4>(w.add(c), width, n, &x, xb, ob, out_stride),
+                        }
+                    };
+                    b += step;
+                }
+                c += n;
+            }
+        }
+
+        /// `n` columns of one image, the block streamed row by row (sequential reads, which
+        /// is what a memory-bound small batch needs): four rows with non-zero inputs at a time
+        /// update the outputs, which stay in L1.
+        #[target_feature(enable = $features)]
+        unsafe fn $rows(
+            w: *const $t,
+            width: usize,
+            n: usize,
+            x: &Inputs<'_>,
+            xb: *const f32,
+            out: *mut f32,
+        ) {
+            let mut pending = [(0f32, 0usize); 4];
+            let mut count = 0;
+            for row in 0..x.rows {
+                for i in 0..x.row_len {
+                    // SAFETY: inside the image's inputs.
+                    let xv = unsafe { *xb.add(row * x.row_stride + i) };
+                    if xv == 0.0 {
+                        continue;
+                    }
+                    pending[count] = (xv, row * x.row_len + i);
+                    count += 1;
+                    if count == 4 {
+                        // SAFETY: rows `j` of the block, `n` columns.
+                        unsafe { $quad(w, width, n, &pending, out) };
+                        count = 0;
+                    }
+                }
+            }
+            // The last rows: the missing terms get a zero input and repeat a real row.
+            if count > 0 {
+                for p in count..4 {
+                    pending[p] = (0.0, pending[0].1);
+                }
+                // SAFETY: as above.
+                unsafe { $quad(w, width, n, &pending, out) };
+            }
+        }
+
+        /// `out[c] += Σ x_r · w[j_r, c]` over the four `(x_r, j_r)`, in order, for `n` columns.
+        #[target_feature(enable = $features)]
+        unsafe fn $quad(
+            w: *const $t,
+            width: usize,
+            n: usize,
+            rows: &[(f32, usize); 4],
+            out: *mut f32,
+        ) {
+            let (x0, x1, x2, x3) = (
+                splat(rows[0].0),
+                splat(rows[1].0),
+                splat(rows[2].0),
+                splat(rows[3].0),
+            );
+            // SAFETY: the caller's rows of the block.
+            let (w0, w1, w2, w3) = unsafe {
+                (
+                    w.add(rows[0].1 * width),
+                    w.add(rows[1].1 * width),
+                    w.add(rows[2].1 * width),
+                    w.add(rows[3].1 * width),
+                )
+            };
+            let mut c = 0;
+            while c < n {
+                let l = (n - c).min(L);
+                // SAFETY: columns `c..c + l` of the rows and outputs.
+                unsafe {
+                    let mut acc = load_out(out.add(c), l);
+                    acc = fma(x0, $load(w0.add(c), l), acc);
+                    acc = fma(x1, $load(w1.add(c), l), acc);
+                    acc = fma(x2, $load(w2.add(c), l), acc);
+                    acc = fma(x3, $load(w3.add(c), l), acc);
+                    store_out(out.add(c), acc, l);
+                }
+                c += L;
+            }
+        }
+
+        /// `n ≤ T·L` columns for `B` images; returns `B`.
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $tile<const B: usize>(
+            w: *const $t,
+            width: usize,
+            n: usize,
+            x: &Inputs<'_>,
+            xb: *const f32,
+            out: *mut f32,
+            out_stride: usize,
+        ) -> usize {
+            let lanes = |t: usize| n.saturating_sub(t * L).min(L);
+            let mut acc = [[zero(); T]; B];
+            for (b, acc) in acc.iter_mut().enumerate() {
+                for (t, a) in acc.iter_mut().enumerate() {
+                    if lanes(t) > 0 {
+                        // SAFETY: inside the tile.
+                        *a = unsafe { load_out(out.add(b * out_stride + t * L), lanes(t)) };
+                    }
+                }
+            }
+            for row in 0..x.rows {
+                // SAFETY: rows and images of the tile lie inside the inputs.
+                let xr = unsafe { xb.add(row * x.row_stride) };
+                for i in 0..x.row_len {
+                    let j = row * x.row_len + i;
+                    // A single image skips zero inputs (post-ReLU): their weights are never
+                    // loaded.
+                    if B == 1 && unsafe { *xr.add(i) } == 0.0 {
+                        continue;
+                    }
+                    let mut wv = [zero(); T];
+                    for (t, v) in wv.iter_mut().enumerate() {
+                        if lanes(t) > 0 {
+                            // SAFETY: row `j`, columns of the tile.
+                            *v = unsafe { $load(w.add(j * width + t * L), lanes(t)) };
+                        }
+                    }
+                    for (b, acc) in acc.iter_mut().enumerate() {
+                        // SAFETY: image `b` of the tile.
+                        let xv = splat(unsafe { *xr.add(b * x.batch_stride + i) });
+                        for (a, &v) in acc.iter_mut().zip(&wv) {
+                            *a = fma(xv, v, *a);
+                        }
+                    }
+                }
+            }
+            for (b, acc) in acc.iter().enumerate() {
+                for (t, &a) in acc.iter().enumerate() {
+                    if lanes(t) > 0 {
+                        // SAFETY: inside the tile.
+                        unsafe { store_out(out.add(b * out_stride + t * L), a, lanes(t)) };
+                    }
+                }
+            }
+            B
+        }
+    };
+}
+
+mod avx512 {
+    use super::*;
+
+    type V = __m512;
+    const L: usize = 16;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mask(n: usize) -> __mmask16 {
+        if n >= 16 {
+            0xffff
+        } else {
+            ((1u32 << n) - 1) as u16
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn zero() -> V {
+        _mm512_setzero_ps()
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn splat(v: f32) -> V {
+        _mm512_set1_ps(v)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fma(a: V, b: V, c: V) -> V {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_out(p: *const f32, n: usize) -> V {
+        // SAFETY: the caller's `n` values at `p`; masked lanes are not read.
+        unsafe { _mm512_maskz_loadu_ps(mask(n), p) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_out(p: *mut f32, v: V, n: usize) {
+        // SAFETY: as `load_out`.
+        unsafe { _mm512_mask_storeu_ps(p, mask(n), v) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_f32(p: *const f32, n: usize) -> V {
+        // SAFETY: as `load_out`.
+        unsafe { _mm512_maskz_loadu_ps(mask(n), p) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c")]
+    unsafe fn load_f16(p: *const u16, n: usize) -> V {
+        // SAFETY: as `load_out`.
+        unsafe { _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(n), p.cast())) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn load_i8(p: *const i8, n: usize) -> V {
+        // SAFETY: as `load_out`.
+        unsafe { _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask(n), p))) }
+    }
+
+    tiles!(
+        "avx512f,avx512bw,avx512vl,fma,f16c",
+        f32,
+        tile_f32,
+        rows_f32,
+        quad_f32,
+        f32,
+        load_f32
+    );
+    tiles!(
+        "avx512f,avx512bw,avx512vl,fma,f16c",
+        f16,
+        tile_f16,
+        rows_f16,
+        quad_f16,
+        u16,
+        load_f16
+    );
+    tiles!(
+        "avx512f,avx512bw,avx512vl,fma,f16c",
+        i8,
+        tile_i8,
+        rows_i8,
+        quad_i8,
+        i8,
+        load_i8
+    );
+}
+
+mod avx2 {
+    use super::*;
+
+    type V = __m256;
+    const L: usize = 8;
+
+    /// Copies `n < 8` values into a zero-padded array: AVX2 has no masked f16/int8 loads.
+    #[inline(always)]
+    unsafe fn partial<E: Copy + Default>(p: *const E, n: usize) -> [E; 8] {
+        let mut a = [E::default(); 8];
+        // SAFETY: the caller's `n` values at `p`.
+        unsafe { core::ptr::copy_nonoverlapping(p, a.as_mut_ptr(), n) };
+        a
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn zero() -> V {
+        _mm256_setzero_ps()
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn splat(v: f32) -> V {
+        _mm256_set1_ps(v)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn fma(a: V, b: V, c: V) -> V {
+        _mm256_fmadd_ps(a, b, c)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load_f32(p: *const f32, n: usize) -> V {
+        // SAFETY: the caller's `n` values at `p`.
+        unsafe {
+            if n >= 8 {
+                _mm256_loadu_ps(p)
+            } else {
+                _mm256_loadu_ps(partial(p, n).as_ptr())
+            }
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load_out(p: *const f32, n: usize) -> V {
+        // SAFETY: as `load_f32`.
+        unsafe { load_f32(p, n) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn store_out(p: *mut f32, v: V, n: usize) {
+        // SAFETY: the caller's `n` values at `p`.
+        unsafe {
+            if n >= 8 {
+                _mm256_storeu_ps(p, v)
+            } else {
+                let mut a = [0f32; 8];
+                _mm256_storeu_ps(a.as_mut_ptr(), v);
+                core::ptr::copy_nonoverlapping(a.as_ptr(), p, n);
+            }
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn load_f16(p: *const u16, n: usize) -> V {
+        // SAFETY: as `load_f32`.
+        unsafe {
+            let v = if n >= 8 {
+                _mm_loadu_si128(p.cast())
+            } else {
+                _mm_loadu_si128(partial(p, n).as_ptr().cast())
+            };
+            _mm256_cvtph_ps(v)
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load_i8(p: *const i8, n: usize) -> V {
+        // SAFETY: as `load_f32`.
+        unsafe {
+            let v = if n >= 8 {
+                _mm_loadl_epi64(p.cast())
+            } else {
+                _mm_loadl_epi64(partial(p, n).as_ptr().cast())
+            };
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
+        }
+    }
+
+    tiles!(
+        "avx2,fma,f16c",
+        f32,
+        tile_f32,
+        rows_f32,
+        quad_f32,
+        f32,
+        load_f32
+    );
+    tiles!(
+        "avx2,fma,f16c",
+        f16,
+        tile_f16,
+        rows_f16,
+        quad_f16,
+        u16,
+        load_f16
+    );
+    tiles!("avx2,fma,f16c", i8, tile_i8, rows_i8, quad_i8, i8, load_i8);
+}
