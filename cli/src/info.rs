@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use alltnn_runtime::engine::{Engine, Model};
 use alltnn_runtime::format::DType;
 use alltnn_runtime::sheet::SheetLayout;
 use alltnn_runtime::spec::{LayerKind, Norm, OutputActivation, Preprocess};
@@ -17,6 +18,12 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also show the inference arena (activation buffers) for batch 1 and `--batch`.
+    #[arg(long)]
+    memory: bool,
+    /// Batch size for `--memory`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), requires = "memory")]
+    batch: u32,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -33,6 +40,18 @@ pub fn run(args: Args) -> Result<()> {
         Some(DType::I8) => "int8 (symmetric, per-unit f32 scales)",
         None => "mixed",
     };
+    // Bytes of the one arena `Engine::in_arena` needs: what an embedded target must reserve.
+    let arenas: Vec<(usize, usize)> = if args.memory {
+        let model = Model::from_file(&file)?;
+        let mut batches = vec![1, args.batch as usize];
+        batches.dedup();
+        batches
+            .into_iter()
+            .map(|b| (b, 4 * Engine::arena_len(&model, b)))
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     if args.json {
         let layers: Vec<_> = spec
@@ -46,13 +65,20 @@ pub fn run(args: Args) -> Result<()> {
                 })
             })
             .collect();
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "file": path, "bytes": file.byte_len(),
             "kernel_dtype": file.kernel_dtype().map_or("mixed", DType::name),
             "parameters": params,
             "input": spec.input, "layers": layers, "readout": spec.readout, "output": spec.output,
             "class_names": file.class_names().len(),
         });
+        if args.memory {
+            let arenas: Vec<_> = arenas
+                .iter()
+                .map(|&(batch, bytes)| serde_json::json!({ "batch": batch, "bytes": bytes }))
+                .collect();
+            out["arena"] = arenas.into();
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -131,6 +157,12 @@ pub fn run(args: Args) -> Result<()> {
     };
     println!("readout: dense {n_in} -> {}, {out}", spec.readout.classes);
     println!("parameters: {params}");
+    for (batch, bytes) in arenas {
+        println!(
+            "arena for batch {batch}: {bytes} bytes ({:.2} MB)",
+            bytes as f64 / 1e6
+        );
+    }
     match file.class_names().len() {
         0 => println!("class names: none stored"),
         n => println!(

@@ -181,3 +181,60 @@ fn nonzero_macs(shape: &LocalShape, batch: usize, input: &[f32], patch: &mut [f3
     }
     count * shape.output[2] as u64
 }
+
+/// Per-layer energy totals `Σ E_post / 3 + 2·Σ E_pre / 3` (over units and images) of the batch
+/// `engine` has just run on `input`, into `totals` (one value per layer), without allocating:
+/// the form for targets that cannot hold an [`EnergyMeter`]'s per-unit sums and `|W|` copies.
+/// Sums run in f64 in another order than the meter's, so they agree with its
+/// [`LayerEnergy::total`] to rounding.
+pub fn batch_totals(engine: &Engine<'_, '_>, input: &[f32], totals: &mut [f64]) {
+    let model = engine.model();
+    let batch = engine.batch();
+    for ((l, g), total) in model.geometry().iter().enumerate().zip(totals.iter_mut()) {
+        let layer = &model.spec().layers[l];
+        let x = if l == 0 {
+            &input[..batch * g.input_len()]
+        } else {
+            engine.block_output(l - 1)
+        };
+        let post: f64 = engine.activation(l).iter().map(|a| a.abs() as f64).sum();
+        let ([_, w, c], [_, ow, f]) = (g.input, g.output);
+        let (k, stride) = (layer.kernel as usize, layer.stride as usize);
+        let kernel = model.layer_weights(l).kernel;
+        let mut pre = 0.0;
+        for p in 0..ow * g.output[0] {
+            let (r, q) = (p / ow, p % ow);
+            let block = match layer.kind {
+                LayerKind::LocallyConnected => kernel.block(p, g.patch * f, f),
+                LayerKind::Conv => kernel.block(0, g.patch * f, f),
+            };
+            for j in 0..g.patch {
+                let (ky, kx, ci) = (j / (k * c), j / c % k, j % c);
+                let at = ((r * stride + ky) * w + q * stride + kx) * c + ci;
+                let abs_x: f64 = x[at..]
+                    .iter()
+                    .step_by(g.input_len())
+                    .map(|v| v.abs() as f64)
+                    .sum();
+                if abs_x != 0.0 {
+                    pre += abs_x * abs_row_sum(block, j, f);
+                }
+            }
+        }
+        *total = post / 3.0 + 2.0 * pre / 3.0;
+    }
+}
+
+/// `Σ_u |w[row, u]|` of a weight block whose units are `units` wide, dequantised.
+fn abs_row_sum(block: Weights<'_>, row: usize, units: usize) -> f64 {
+    let span = row * units..(row + 1) * units;
+    match block {
+        Weights::F32(v) => v[span].iter().map(|w| w.abs() as f64).sum(),
+        Weights::F16(v) => v[span].iter().map(|w| w.to_f32().abs() as f64).sum(),
+        Weights::I8 { values, scales } => values[span]
+            .iter()
+            .zip(scales)
+            .map(|(&q, &s)| (f32::from(q) * s).abs() as f64)
+            .sum(),
+    }
+}

@@ -1,9 +1,12 @@
 //! The forward pass: a [`Model`] borrows its weights (from a `.tnn` buffer or any `&[f32]`), an
-//! [`Engine`] owns the activation buffers for one batch size, allocated once.
+//! [`Engine`] holds the activation buffers for one batch size in one arena, allocated once or
+//! lent by the caller.
 //!
 //! After [`Engine::run`] every block's activation output and norm output stay available
 //! ([`Engine::activation`], [`Engine::normalized`]) — the post-ReLU and post-norm activations
 //! that the analyses and the energy measurement read.
+
+use core::ops::Range;
 
 use alloc::string::String;
 use alloc::vec;
@@ -14,8 +17,8 @@ use crate::format::TnnFile;
 use crate::kernels::weights::Weights;
 use crate::kernels::{self, dense, local, norm, pool};
 use crate::spec::{
-    LayerGeometry, LayerKind, ModelSpec, Norm, OutputActivation, TensorOwner, TensorRole,
-    TensorSpec,
+    LayerGeometry, LayerKind, LayerSpec, ModelSpec, Norm, OutputActivation, TensorOwner,
+    TensorRole, TensorSpec,
 };
 
 /// Weights of one block.
@@ -155,55 +158,135 @@ impl<'a> Model<'a> {
     }
 }
 
-/// Buffers of one block.
+/// Where one block's buffers lie in the arena: activation, norm output and pooled output,
+/// contiguous and in that order (a buffer the layer does not need is empty).
 struct Block {
-    activation: Vec<f32>,
-    normalized: Vec<f32>,
-    pooled: Vec<f32>,
+    activation: Range<usize>,
+    normalized: Range<usize>,
+    pooled: Range<usize>,
 }
 
-/// Runs a model on batches of up to `capacity` images. All buffers are allocated by
-/// [`Engine::new`]; [`Engine::run`] allocates nothing.
+/// Lengths of a block's (activation, norm, pooled) buffers for `capacity` images.
+fn block_lens(layer: &LayerSpec, g: &LayerGeometry, capacity: usize) -> [usize; 3] {
+    let norm = match layer.norm {
+        Norm::None => 0,
+        _ => capacity * g.output_len(),
+    };
+    let pooled = if layer.pool_after {
+        capacity * g.pooled_len()
+    } else {
+        0
+    };
+    [capacity * g.output_len(), norm, pooled]
+}
+
+/// The engine's one buffer: allocated by [`Engine::new`], or lent by the caller of
+/// [`Engine::in_arena`] (static memory on targets without an allocator).
+enum Arena<'m> {
+    Owned(Vec<f32>),
+    Borrowed(&'m mut [f32]),
+}
+
+impl Arena<'_> {
+    fn get(&self) -> &[f32] {
+        match self {
+            Arena::Owned(v) => v,
+            Arena::Borrowed(s) => s,
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut [f32] {
+        match self {
+            Arena::Owned(v) => v,
+            Arena::Borrowed(s) => s,
+        }
+    }
+}
+
+/// Runs a model on batches of up to `capacity` images. All buffers are slices of one arena of
+/// [`Engine::arena_len`] values, allocated by [`Engine::new`] or lent to [`Engine::in_arena`];
+/// [`Engine::run`] allocates nothing.
 pub struct Engine<'m, 'a> {
     model: &'m Model<'a>,
     capacity: usize,
     batch: usize,
     blocks: Vec<Block>,
-    logits: Vec<f32>,
-    outputs: Vec<f32>,
+    /// The logits; the outputs fill the rest of the arena.
+    logits: Range<usize>,
+    arena: Arena<'m>,
 }
 
 impl<'m, 'a> Engine<'m, 'a> {
     pub fn new(model: &'m Model<'a>, capacity: usize) -> Result<Self, RunError> {
+        let len = Engine::arena_len(model, capacity);
+        Engine::with_arena(model, capacity, Arena::Owned(vec![0.0; len]))
+    }
+
+    /// An engine whose buffers are the first [`Engine::arena_len`] values of `arena`, which
+    /// it zeroes; no allocation but a few bytes of bookkeeping per layer.
+    pub fn in_arena(
+        model: &'m Model<'a>,
+        capacity: usize,
+        arena: &'m mut [f32],
+    ) -> Result<Self, RunError> {
+        let (needed, found) = (Engine::arena_len(model, capacity), arena.len());
+        let Some(used) = arena.get_mut(..needed) else {
+            return Err(RunError::ArenaTooSmall { needed, found });
+        };
+        used.fill(0.0);
+        Engine::with_arena(model, capacity, Arena::Borrowed(used))
+    }
+
+    /// The number of `f32` values an engine for batches of up to `capacity` images needs:
+    /// every block's activation, norm and pooled outputs, the logits and the outputs (the
+    /// kernels need no scratch).
+    pub fn arena_len(model: &Model<'_>, capacity: usize) -> usize {
+        let blocks: usize = model
+            .spec
+            .layers
+            .iter()
+            .zip(&model.geometry)
+            .map(|(layer, g)| block_lens(layer, g, capacity).iter().sum::<usize>())
+            .sum();
+        blocks + 2 * capacity * model.spec.readout.classes as usize
+    }
+
+    fn with_arena(
+        model: &'m Model<'a>,
+        capacity: usize,
+        arena: Arena<'m>,
+    ) -> Result<Self, RunError> {
         if capacity == 0 {
             return Err(RunError::EmptyBatch);
         }
+        let mut start = 0;
+        let mut take = |len: usize| {
+            start += len;
+            start - len..start
+        };
         let blocks = model
             .spec
             .layers
             .iter()
             .zip(&model.geometry)
-            .map(|(layer, g)| Block {
-                activation: vec![0.0; capacity * g.output_len()],
-                normalized: match layer.norm {
-                    Norm::None => Vec::new(),
-                    _ => vec![0.0; capacity * g.output_len()],
-                },
-                pooled: if layer.pool_after {
-                    vec![0.0; capacity * g.pooled_len()]
-                } else {
-                    Vec::new()
-                },
+            .map(|(layer, g)| {
+                let [act, norm, pooled] = block_lens(layer, g, capacity);
+                Block {
+                    activation: take(act),
+                    normalized: take(norm),
+                    pooled: take(pooled),
+                }
             })
             .collect();
         let classes = model.spec.readout.classes as usize;
+        let logits = take(capacity * classes);
         Ok(Engine {
             model,
             capacity,
             batch: 0,
             blocks,
-            logits: vec![0.0; capacity * classes],
-            outputs: vec![0.0; capacity * classes],
+            logits,
+            arena,
         })
     }
 
@@ -241,22 +324,31 @@ impl<'m, 'a> Engine<'m, 'a> {
         }
         self.batch = batch;
         let model = self.model;
-        for l in 0..self.blocks.len() {
-            let (done, rest) = self.blocks.split_at_mut(l);
-            let x: &[f32] = match done.last() {
+        let arena = self.arena.get_mut();
+        for (l, block) in self.blocks.iter().enumerate() {
+            let (done, rest) = arena.split_at_mut(block.activation.start);
+            let x: &[f32] = match l.checked_sub(1) {
                 None => input,
-                Some(prev) => block_output(prev, &model.spec.layers[l - 1]),
+                Some(p) => &done[block_output(&self.blocks[p], &model.spec.layers[p])],
             };
-            let g = &model.geometry[l];
-            let n_in = batch * g.input_len();
-            run_block(model, l, &x[..n_in], batch, &mut rest[0]);
+            let (activation, rest) = rest.split_at_mut(block.activation.len());
+            let (normalized, rest) = rest.split_at_mut(block.normalized.len());
+            let bufs = BlockBuffers {
+                activation,
+                normalized,
+                pooled: &mut rest[..block.pooled.len()],
+            };
+            let n_in = batch * model.geometry[l].input_len();
+            run_block(model, l, &x[..n_in], batch, bufs);
         }
         let last = self.blocks.len() - 1;
         let g = &model.geometry[last];
-        let x = block_output(&self.blocks[last], &model.spec.layers[last]);
+        let (done, rest) = arena.split_at_mut(self.logits.start);
+        let x = &done[block_output(&self.blocks[last], &model.spec.layers[last])];
         let n_in = g.pooled_len();
         let classes = model.spec.readout.classes as usize;
-        let logits = &mut self.logits[..batch * classes];
+        let (logits, outputs) = rest.split_at_mut(self.logits.len());
+        let logits = &mut logits[..batch * classes];
         dense::forward(
             model.readout_kernel,
             model.readout_bias,
@@ -266,7 +358,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             &x[..batch * n_in],
             logits,
         );
-        let out = &mut self.outputs[..batch * classes];
+        let out = &mut outputs[..batch * classes];
         out.copy_from_slice(logits);
         if model.spec.output == OutputActivation::Softmax {
             kernels::softmax_rows(out, classes);
@@ -276,39 +368,51 @@ impl<'m, 'a> Engine<'m, 'a> {
 
     /// Output of layer `l`'s activation (post-ReLU), `batch × H × W × C`.
     pub fn activation(&self, l: usize) -> &[f32] {
-        &self.blocks[l].activation[..self.batch * self.model.geometry[l].output_len()]
+        let start = self.blocks[l].activation.start;
+        &self.arena.get()[start..start + self.batch * self.model.geometry[l].output_len()]
     }
 
     /// Output of layer `l`'s norm (before pooling); `None` if the layer has no norm.
     pub fn normalized(&self, l: usize) -> Option<&[f32]> {
         let b = &self.blocks[l];
-        (!b.normalized.is_empty())
-            .then(|| &b.normalized[..self.batch * self.model.geometry[l].output_len()])
+        (!b.normalized.is_empty()).then(|| {
+            let len = self.batch * self.model.geometry[l].output_len();
+            &self.arena.get()[b.normalized.start..b.normalized.start + len]
+        })
     }
 
     /// What layer `l + 1` (or the readout) receives: the block output after pooling.
     pub fn block_output(&self, l: usize) -> &[f32] {
         let g = &self.model.geometry[l];
-        &block_output(&self.blocks[l], &self.model.spec.layers[l])[..self.batch * g.pooled_len()]
+        let start = block_output(&self.blocks[l], &self.model.spec.layers[l]).start;
+        &self.arena.get()[start..start + self.batch * g.pooled_len()]
     }
 
     /// Readout before the output activation, `batch × classes`.
     pub fn logits(&self) -> &[f32] {
-        &self.logits[..self.batch * self.model.spec.readout.classes as usize]
+        let len = self.batch * self.model.spec.readout.classes as usize;
+        &self.arena.get()[self.logits.start..self.logits.start + len]
     }
 }
 
-fn block_output<'b>(block: &'b Block, layer: &crate::spec::LayerSpec) -> &'b [f32] {
+/// A block's buffers, borrowed from the arena for one layer's run.
+struct BlockBuffers<'b> {
+    activation: &'b mut [f32],
+    normalized: &'b mut [f32],
+    pooled: &'b mut [f32],
+}
+
+fn block_output(block: &Block, layer: &LayerSpec) -> Range<usize> {
     if layer.pool_after {
-        &block.pooled
+        block.pooled.clone()
     } else if layer.norm_first || layer.norm == Norm::None {
-        &block.activation
+        block.activation.clone()
     } else {
-        &block.normalized
+        block.normalized.clone()
     }
 }
 
-fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: &mut Block) {
+fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: BlockBuffers<'_>) {
     let layer = &model.spec.layers[l];
     let g = &model.geometry[l];
     let w = &model.layers[l];
@@ -355,10 +459,10 @@ fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: &mut B
         }
     }
     if layer.pool_after {
-        let src = if layer.norm_first || !has_norm {
-            &block.activation
+        let src: &[f32] = if layer.norm_first || !has_norm {
+            block.activation
         } else {
-            &block.normalized
+            block.normalized
         };
         pool::max_pool_2x2(
             &src[..n_out],

@@ -67,4 +67,6 @@ pub enum RunError {
     BatchTooLarge { found: usize, capacity: usize },
     #[error("batch size must be at least 1")]
     EmptyBatch,
+    #[error("arena of {found} values is too small: the engine needs {needed}")]
+    ArenaTooSmall { needed: usize, found: usize },
 }

@@ -3,7 +3,8 @@
 //! The core is `#![no_std]` + `alloc`: a [`spec::ModelSpec`], the zero-copy `.tnn` reader
 //! ([`format::TnnFile`]), the kernels, the batched [`engine::Engine`] and the cortical-sheet
 //! layout ([`sheet`]). With `std` (default) errors implement `std::error::Error`; `mmap` adds
-//! [`mmap::MappedModel`] for memory-mapped files.
+//! [`mmap::MappedModel`] for memory-mapped files; `capi` the C API ([`capi`], also without
+//! `std`).
 //!
 //! ```
 //! use alltnn_runtime::{engine::{Engine, Model}, format::TnnFile};
@@ -21,6 +22,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "capi")]
+pub mod capi;
 pub mod energy;
 pub mod engine;
 pub mod error;

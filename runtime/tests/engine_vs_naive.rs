@@ -3,13 +3,14 @@
 //! These tests use only `core` + `alloc` APIs of the runtime, and CI also runs them with
 //! `--no-default-features`.
 
-use alltnn_runtime::energy::EnergyMeter;
+use alltnn_runtime::energy::{self, EnergyMeter};
 use alltnn_runtime::engine::{Engine, Model};
 use alltnn_runtime::format::{self, AlignedBytes, DType, TensorSource, TnnFile};
 use alltnn_runtime::spec::{
     Activation, InputSpec, LayerKind, LayerSpec, ModelSpec, Norm, NormParams, OutputActivation,
     Preprocess, ReadoutSpec, TensorSpec,
 };
+use alltnn_runtime::RunError;
 
 struct Rng(u64);
 impl Rng {
@@ -271,6 +272,16 @@ fn check(spec: ModelSpec, batch: usize, capacity: usize) {
     let per = spec.input_len();
     let input: Vec<f32> = (0..batch * per).map(|_| rng.next()).collect();
     let out = engine.run(&input).unwrap().to_vec();
+    // An engine in a lent arena (longer than needed, holding garbage) computes the same bits.
+    let mut arena = vec![f32::NAN; Engine::arena_len(&model, capacity) + 3];
+    let mut lent = Engine::in_arena(&model, capacity, &mut arena).unwrap();
+    assert_eq!(lent.run(&input).unwrap(), &out[..]);
+    for l in 0..spec.layers.len() {
+        assert_eq!(lent.activation(l), engine.activation(l));
+        assert_eq!(lent.normalized(l), engine.normalized(l));
+        assert_eq!(lent.block_output(l), engine.block_output(l));
+    }
+    assert_eq!(lent.logits(), engine.logits());
     let classes = spec.readout.classes as usize;
     for b in 0..batch {
         let (layers, probs) = naive(&spec, &w, &input[b * per..(b + 1) * per]);
@@ -301,11 +312,25 @@ fn check_energy(spec: ModelSpec) {
     let mut rng = Rng(5);
     let per = spec.input_len();
     let input: Vec<f32> = (0..3 * per).map(|_| rng.next()).collect();
+    let mut batch_sums = vec![0.0; spec.layers.len()];
     for chunk in input.chunks(2 * per) {
         engine.run(chunk).unwrap();
         meter.accumulate(&engine, chunk);
+        let mut totals = vec![f64::NAN; spec.layers.len()];
+        energy::batch_totals(&engine, chunk, &mut totals);
+        batch_sums
+            .iter_mut()
+            .zip(&totals)
+            .for_each(|(s, t)| *s += t);
     }
     assert_eq!(meter.stimuli(), 3);
+    for (got, want) in batch_sums.iter().zip(meter.layers()) {
+        assert!(
+            (got - want.total()).abs() <= 1e-5 * want.total(),
+            "{got} vs {}",
+            want.total()
+        );
+    }
     let mut want: Vec<(Vec<f64>, Vec<f64>, u64)> = Vec::new();
     for image in input.chunks(per) {
         let (layers, _) = naive(&spec, &w, image);
@@ -450,4 +475,13 @@ fn engine_refuses_wrong_input_lengths() {
         .to_string()
         .contains("larger than"));
     assert!(engine.run(&[]).is_err());
+    let needed = Engine::arena_len(&model, 2);
+    let mut arena = vec![0.0; needed - 1];
+    assert_eq!(
+        Engine::in_arena(&model, 2, &mut arena).err(),
+        Some(RunError::ArenaTooSmall {
+            needed,
+            found: needed - 1
+        })
+    );
 }
