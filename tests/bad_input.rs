@@ -3,23 +3,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use support::*;
-
-/// Converts the tiny All-TNN fixture into `dir/model.tnn`.
-fn tiny_model(dir: &Path) -> PathBuf {
-    let model = dir.join("model.tnn");
-    alltnn_ok(&[
-        &"convert",
-        &fixtures().join("tiny-alltnn/weights.h5"),
-        &"--image-size",
-        &"48",
-        &"-o",
-        &model,
-    ]);
-    model
-}
 
 /// Runs a failing `infer` into an output directory holding an earlier result, and checks the
 /// earlier result survives and nothing else appears.
@@ -42,7 +28,7 @@ fn infer_fails(model: &Path, input: &Path, out: &Path) -> String {
 #[test]
 fn truncated_model() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let bytes = std::fs::read(&model).unwrap();
     let cut = tmp.path().join("cut.tnn");
     std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
@@ -65,7 +51,7 @@ fn truncated_model() {
 #[test]
 fn flipped_byte_in_the_weights() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let mut bytes = std::fs::read(&model).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x04;
@@ -166,7 +152,7 @@ fn h5_needs_an_image_size_or_a_spec() {
 #[test]
 fn a_file_that_is_not_an_image() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let fake = tmp.path().join("photo.png");
     std::fs::write(&fake, b"not a png").unwrap();
     let err = infer_fails(&model, &fake, &tmp.path().join("out"));
@@ -179,7 +165,7 @@ fn a_file_that_is_not_an_image() {
 #[test]
 fn npy_of_the_wrong_shape_or_dtype() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let shape = tmp.path().join("small.npy");
     write_npy(&shape, &[2, 10, 10, 3], &vec![0u8; 600]);
     let err = infer_fails(&model, &shape, &tmp.path().join("out"));
@@ -217,7 +203,7 @@ fn npy_of_the_wrong_shape_or_dtype() {
 #[test]
 fn images_and_directories_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let images = tmp.path().join("images");
     std::fs::create_dir(&images).unwrap();
     // A grey image of another size (resized, repeated to RGB) and an RGB image of the input size.

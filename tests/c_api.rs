@@ -49,23 +49,6 @@ fn allocations() -> usize {
     ALLOCATIONS.with(Cell::get)
 }
 
-/// The tiny All-TNN fixture converted to `.tnn` in `dir`.
-fn tiny_model(dir: &Path) -> PathBuf {
-    let model = dir.join("tiny.tnn");
-    let weights = fixtures().join("tiny-alltnn/weights.h5");
-    alltnn_ok(&[
-        &"convert",
-        &weights,
-        &"--image-size",
-        &"48",
-        &"--strides",
-        &"2,1,1,1",
-        &"-o",
-        &model,
-    ]);
-    model
-}
-
 fn last_error() -> String {
     // SAFETY: the API returns a NUL-terminated static buffer.
     unsafe { CStr::from_ptr(alltnn_last_error()) }
@@ -107,7 +90,7 @@ fn c_array<T: std::fmt::Display>(out: &mut String, decl: &str, values: &[T]) {
 fn c_program_matches_tensorflow() {
     let fixture = fixtures().join("tiny-alltnn");
     let tmp = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(tiny_model(tmp.path())).unwrap();
+    let bytes = std::fs::read(convert_fixture("tiny-alltnn", tmp.path(), &[])).unwrap();
     let mut model_h = String::new();
     c_array(
         &mut model_h,
@@ -189,7 +172,9 @@ fn c_program_matches_tensorflow() {
 fn c_api_refuses_bad_arguments() {
     use std::ptr::{null, null_mut};
     let tmp = tempfile::tempdir().unwrap();
-    let bytes = AlignedBytes::from_slice(&std::fs::read(tiny_model(tmp.path())).unwrap());
+    let bytes = AlignedBytes::from_slice(
+        &std::fs::read(convert_fixture("tiny-alltnn", tmp.path(), &[])).unwrap(),
+    );
     let open = |b: &[u8]| {
         let mut model = null_mut();
         // SAFETY: `b` outlives every model opened here (freed below).
@@ -379,7 +364,7 @@ fn c_api_refuses_bad_arguments() {
 #[test]
 fn info_memory_is_the_engine_arena() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = tiny_model(tmp.path());
+    let path = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let bytes = AlignedBytes::from_slice(&std::fs::read(&path).unwrap());
     let file = TnnFile::parse_verified(&bytes).unwrap();
     let model = Model::from_file(&file).unwrap();
@@ -414,7 +399,9 @@ fn info_memory_is_the_engine_arena() {
 #[test]
 fn inference_allocates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let bytes = AlignedBytes::from_slice(&std::fs::read(tiny_model(tmp.path())).unwrap());
+    let bytes = AlignedBytes::from_slice(
+        &std::fs::read(convert_fixture("tiny-alltnn", tmp.path(), &[])).unwrap(),
+    );
     let file = TnnFile::parse_verified(&bytes).unwrap();
     let model = Model::from_file(&file).unwrap();
     let input = read_npy_f32(&fixtures().join("tiny-alltnn/input.npy")).data;
@@ -448,7 +435,7 @@ fn inference_allocates_nothing() {
 #[test]
 fn static_example_embeds_and_runs_the_model() {
     let tmp = tempfile::tempdir().unwrap();
-    let model_path = tiny_model(tmp.path());
+    let model_path = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .args(["run", "--release", "-q", "-p", "alltnn-runtime"])

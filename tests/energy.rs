@@ -6,22 +6,6 @@ mod support;
 
 use support::*;
 
-fn convert(fixture: &str, dir: &std::path::Path) -> std::path::PathBuf {
-    let model = dir.join(format!("{fixture}.tnn"));
-    let weights = fixtures().join(fixture).join("weights.h5");
-    alltnn_ok(&[
-        &"convert",
-        &weights,
-        &"--image-size",
-        &"48",
-        &"--strides",
-        &"2,1,1,1",
-        &"-o",
-        &model,
-    ]);
-    model
-}
-
 fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
 }
@@ -33,7 +17,7 @@ fn tiny_alltnn_energy_matches_the_reference() {
         serde_json::from_str(&std::fs::read_to_string(fixture.join("reference.json")).unwrap())
             .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let model = convert("tiny-alltnn", tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let out = tmp.path().join("energy");
     // Batch 4 over 6 stimuli: accumulation across a full and a partial batch.
     alltnn_ok(&[
@@ -117,8 +101,8 @@ fn tiny_alltnn_energy_matches_the_reference() {
 #[test]
 fn compare_prints_totals_and_ratios() {
     let tmp = tempfile::tempdir().unwrap();
-    let alltnn = convert("tiny-alltnn", tmp.path());
-    let cnn = convert("tiny-cnn", tmp.path());
+    let alltnn = convert_fixture("tiny-alltnn", tmp.path(), &[]);
+    let cnn = convert_fixture("tiny-cnn", tmp.path(), &[]);
     let out = tmp.path().join("cmp");
     let stdout = alltnn_ok(&[
         &"energy",
@@ -152,7 +136,7 @@ fn compare_prints_totals_and_ratios() {
 #[test]
 fn energy_refuses_bad_arguments() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = convert("tiny-alltnn", tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let input = fixtures().join("tiny-alltnn/input.npy");
     let err = alltnn_err(&[&"energy", &input]);
     assert!(err.contains("no model"), "{err}");

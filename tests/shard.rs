@@ -8,20 +8,6 @@ use std::path::{Path, PathBuf};
 
 use support::*;
 
-/// Converts the tiny All-TNN fixture into `dir/model.tnn`.
-fn tiny_model(dir: &Path) -> PathBuf {
-    let model = dir.join("model.tnn");
-    alltnn_ok(&[
-        &"convert",
-        &fixtures().join("tiny-alltnn/weights.h5"),
-        &"--image-size",
-        &"48",
-        &"-o",
-        &model,
-    ]);
-    model
-}
-
 fn read_npy_u8(path: &Path) -> (Vec<usize>, Vec<u8>) {
     let npy =
         npyz::NpyFile::new(std::io::BufReader::new(std::fs::File::open(path).unwrap())).unwrap();
@@ -93,7 +79,7 @@ fn assert_same_files(got: &Path, want: &Path) {
 #[test]
 fn merged_shards_are_byte_identical_to_one_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let six = fixtures().join("tiny-alltnn/input.npy");
     let seven = seven_stimuli(tmp.path());
     let cases = [
@@ -152,7 +138,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
 #[test]
 fn a_finished_shard_is_skipped() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let six = vec![fixtures().join("tiny-alltnn/input.npy")];
     let out = tmp.path().join("out");
     run_shard(&model, &six, &out, 2, 4);
@@ -201,7 +187,7 @@ fn a_finished_shard_is_skipped() {
 #[test]
 fn merge_refuses_missing_incomplete_or_foreign_shards() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let six = vec![fixtures().join("tiny-alltnn/input.npy")];
     let parts = tmp.path().join("parts");
     for k in 1..=4 {
@@ -281,7 +267,7 @@ fn merge_refuses_missing_incomplete_or_foreign_shards() {
 #[test]
 fn bad_shard_arguments_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let six = fixtures().join("tiny-alltnn/input.npy");
     let out = tmp.path().join("out");
     for bad in ["5/4", "0/4", "2", "a/4"] {
@@ -330,7 +316,7 @@ with h5py.File(out, "w") as f:
 #[test]
 fn hdf5_datasets_match_npy() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let fixture = fixtures().join("tiny-alltnn");
     let h5 = stimuli_h5(tmp.path());
     let spec = |dataset: &str| PathBuf::from(format!("{}:{dataset}", h5.display()));
@@ -405,7 +391,7 @@ fn hdf5_datasets_match_npy() {
 #[test]
 fn image_directories_stream_in_order() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = convert_fixture("tiny-alltnn", tmp.path(), &[]);
     let u8_npy = fixtures().join("tiny-alltnn/input_u8.npy");
     let (shape, pixels) = read_npy_u8(&u8_npy);
     assert_eq!(shape, [6, 48, 48, 3]);

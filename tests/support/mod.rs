@@ -64,6 +64,26 @@ pub fn clean_failure(out: Output) -> String {
     errors[0].to_string()
 }
 
+/// Converts the Keras fixture `name` (48×48 input; conv strides 2,1,1,1) into
+/// `dir/<name>.tnn`, with any further `convert` arguments (e.g. `--dtype int8`).
+pub fn convert_fixture(name: &str, dir: &Path, extra: &[&str]) -> PathBuf {
+    let model = dir.join(format!("{name}.tnn"));
+    let weights = fixtures().join(name).join("weights.h5");
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+        &"convert",
+        &weights,
+        &"--image-size",
+        &"48",
+        &"--strides",
+        &"2,1,1,1",
+        &"-o",
+        &model,
+    ];
+    args.extend(extra.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
+    alltnn_ok(&args);
+    model
+}
+
 pub struct Array {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
