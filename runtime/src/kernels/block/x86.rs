@@ -11,6 +11,8 @@ use crate::kernels::weights::Weights;
 
 /// Vectors of columns per tile.
 const T: usize = 4;
+/// Rows ahead that the row-by-row path prefetches (int8).
+const AHEAD: usize = 16;
 
 /// # Safety
 /// As [`super::accumulate_unchecked`], and `isa` must be supported by this CPU.
@@ -112,7 +114,20 @@ macro_rules! tiles {
                     if xv == 0.0 {
                         continue;
                     }
-                    pending[count] = (xv, row * x.row_len + i);
+                    let j = row * x.row_len + i;
+                    // Int8 rows are a quarter of the bytes for the same work, too few lines in
+                    // flight for the hardware prefetcher to keep up: ask for the row AHEAD
+                    // further down the block now (measured: int8 8.4 → 5.9 ms/image on the
+                    // paper model; it slowed f32 and did nothing for f16).
+                    if core::mem::size_of::<$t>() == 1 {
+                        for t in (0..n).step_by(64) {
+                            // A prefetch never faults, even past the block.
+                            _mm_prefetch::<_MM_HINT_T0>(
+                                w.wrapping_add((j + AHEAD) * width + t).cast(),
+                            );
+                        }
+                    }
+                    pending[count] = (xv, j);
                     count += 1;
                     if count == 4 {
                         // SAFETY: rows `j` of the block, `n` columns.
