@@ -60,14 +60,6 @@ impl<'a> Weights<'a> {
         }
     }
 
-    /// Bytes the weights occupy, scales included.
-    pub fn byte_len(&self) -> usize {
-        match self {
-            Weights::I8 { scales, .. } => self.len() + 4 * scales.len(),
-            _ => self.len() * self.dtype().size(),
-        }
-    }
-
     /// Block `index` of `len` values whose units are `units` wide.
     pub fn block(&self, index: usize, len: usize, units: usize) -> Weights<'a> {
         let values = index * len..(index + 1) * len;
