@@ -155,7 +155,7 @@ impl Inputs<'_> {
 
 /// `out[b · out_stride + c] += Σ_j x[b, j] · w[j · width + c]` for `c` in `cols` and `b <
 /// batch`, with `w` the `k × width` block (`k = rows · row_len`). Int8 weights contribute
-/// `x · q`; their scales are applied by [`Weights::finish_units`].
+/// `x · q`; their scales are applied by [`super::weights::apply_scales`].
 pub fn accumulate(
     w: Weights<'_>,
     width: usize,
@@ -209,13 +209,34 @@ pub(crate) unsafe fn accumulate_unchecked(
     out: *mut f32,
     out_stride: usize,
 ) {
+    // SAFETY: the caller's bounds; `isa()` only reports what the CPU supports.
+    unsafe { accumulate_with(isa(), w, width, cols, x, batch, out, out_stride) }
+}
+
+/// [`accumulate_unchecked`] with the instruction set `isa`.
+///
+/// # Safety
+/// As [`accumulate_unchecked`], and this CPU must support `isa`.
+#[allow(clippy::too_many_arguments)]
+// Off x86-64 every `isa` is the scalar one.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+unsafe fn accumulate_with(
+    isa: Isa,
+    w: Weights<'_>,
+    width: usize,
+    cols: Range<usize>,
+    x: Inputs<'_>,
+    batch: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
     if batch == 0 || cols.is_empty() || x.len() == 0 {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if isa() != Isa::Scalar {
-        // SAFETY: the caller's bounds; `isa()` only reports what the CPU supports.
-        unsafe { x86::accumulate(isa(), w, width, cols, x, batch, out, out_stride) };
+    if isa != Isa::Scalar {
+        // SAFETY: forwarded from the caller.
+        unsafe { x86::accumulate(isa, w, width, cols, x, batch, out, out_stride) };
         return;
     }
     match w {
@@ -290,18 +311,8 @@ mod tests {
         out_stride: usize,
     ) {
         check(w, width, &cols, &x, batch, out.len(), out_stride);
-        let o = out.as_mut_ptr();
-        match (isa, w) {
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2 | Isa::Avx512, _) => unsafe {
-                x86::accumulate(isa, w, width, cols, x, batch, o, out_stride)
-            },
-            (_, Weights::F32(v)) => scalar(v, |w| w, width, cols, x, batch, o, out_stride),
-            (_, Weights::F16(v)) => scalar(v, f16::to_f32, width, cols, x, batch, o, out_stride),
-            (_, Weights::I8 { values, .. }) => {
-                scalar(values, f32::from, width, cols, x, batch, o, out_stride)
-            }
-        }
+        // SAFETY: bounds checked; `available` lists only what this CPU supports.
+        unsafe { accumulate_with(isa, w, width, cols, x, batch, out.as_mut_ptr(), out_stride) }
     }
 
     proptest! {
