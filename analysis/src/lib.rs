@@ -1,11 +1,17 @@
 //! `alltnn-analysis`: topographic analyses of All-Topographic Neural Network activations.
 //!
 //! All-TNN layer outputs `(H, W, C)` are read as 2-D cortical sheets (DESIGN.md, "Cortical sheet
-//! layout"); the analyses here work on such sheets. For now that is [`maps`] (per-unit maps laid
-//! out as sheets, bilinear resizing, the "stacked" multi-layer energy map and radial profiles from
-//! the sheet centre) and [`render`] (PNG heat maps and line plots a person looks at). Orientation
-//! and category selectivity, their cluster sizes and the behavioural comparisons (PAPER.md,
-//! "Analyses") are to come.
+//! layout"); the analyses here work on such sheets, one stimulus at a time, so that memory does
+//! not grow with the stimulus set:
+//!
+//! * [`orientation`]: the original's grating method (preferred orientation, selectivity,
+//!   windowed entropy, entropy vs eccentricity) and [`cluster`] sizes;
+//! * [`spectrum`] and [`pinwheels`]: radial power spectra, column spacing Λ and pinwheel density
+//!   with a bootstrap interval;
+//! * [`category`]: streaming d′ per unit and category, argmax maps;
+//! * [`bias`]: spatial-bias stimuli (objects on a grid) and accuracy maps;
+//! * [`maps`]: sheet maps, bilinear resizing, the stacked energy map and radial profiles;
+//! * [`render`] and [`report`]: the PNG pictures and the HTML page a person looks at.
 //!
 //! ```
 //! use alltnn_analysis::maps::{radial_profile, stack, Map};
@@ -22,6 +28,13 @@
 
 #![warn(missing_docs)]
 
+pub mod bias;
+pub mod category;
+pub mod cluster;
 pub mod error;
 pub mod maps;
+pub mod orientation;
+pub mod pinwheels;
 pub mod render;
+pub mod report;
+pub mod spectrum;

@@ -1,4 +1,5 @@
-//! Pictures a person looks at: heat maps of sheets and line plots of profiles, as PNG bytes.
+//! Pictures a person looks at: heat maps, orientation maps and category maps of sheets, and line
+//! plots of profiles, as PNG bytes.
 //!
 //! Drawn with `plotters` into an in-memory RGB buffer and encoded with `image`; text uses the
 //! embedded DejaVu Sans (assets/DejaVuSans-LICENSE.txt), so nothing depends on system fonts.
@@ -79,13 +80,19 @@ fn unit_scale(shorter: usize, longer: usize) -> usize {
 
 impl HeatmapLayout {
     fn for_map(map: &Map) -> HeatmapLayout {
-        let scale = unit_scale(map.rows.min(map.cols), map.rows.max(map.cols)) as u32;
-        let (map_width, map_height) = (map.cols as u32 * scale, map.rows as u32 * scale);
+        HeatmapLayout::with_panel(map.rows, map.cols, BAR_WIDTH + BAR_LABELS, MIN_BAR_HEIGHT)
+    }
+
+    /// The layout of a `rows` x `cols` map with a side panel (colour bar or legend) of
+    /// `panel_width` pixels starting at `bar_x`, at least `panel_height` pixels tall.
+    fn with_panel(rows: usize, cols: usize, panel_width: u32, panel_height: u32) -> HeatmapLayout {
+        let scale = unit_scale(rows.min(cols), rows.max(cols)) as u32;
+        let (map_width, map_height) = (cols as u32 * scale, rows as u32 * scale);
         let bar_x = LEFT + map_width + BAR_GAP;
-        let bar_height = map_height.max(MIN_BAR_HEIGHT);
+        let bar_height = map_height.max(panel_height);
         HeatmapLayout {
             scale,
-            width: bar_x + BAR_WIDTH + BAR_LABELS,
+            width: bar_x + panel_width,
             height: TITLE_HEIGHT + bar_height + BOTTOM,
             map_x: LEFT,
             map_y: TITLE_HEIGHT,
@@ -148,13 +155,7 @@ fn viridis(t: f64) -> RGBColor {
 /// values are drawn grey and left out of the colour range; a constant map is drawn mid-scale.
 pub fn heatmap_png(map: &Map, title: &str, colorbar_label: &str) -> Result<Vec<u8>, AnalysisError> {
     map.validate()?;
-    if map.rows.max(map.cols) > MAX_UNITS_PER_SIDE {
-        return Err(AnalysisError::TooLarge {
-            rows: map.rows,
-            cols: map.cols,
-            max: MAX_UNITS_PER_SIDE,
-        });
-    }
+    check_drawable(map.rows, map.cols)?;
     register_embedded_font()?;
     let layout = HeatmapLayout::for_map(map);
     let range = ValueRange::of(&map.values);
@@ -162,7 +163,7 @@ pub fn heatmap_png(map: &Map, title: &str, colorbar_label: &str) -> Result<Vec<u
     {
         let root = drawing_area(&mut rgb, layout.width, layout.height)?;
         draw_title(&root, title, layout.width)?;
-        draw_map_axes(&root, map, &layout)?;
+        draw_map_axes(&root, map.rows, map.cols, &layout)?;
         draw_colorbar_axis(&root, &layout, &range, colorbar_label)?;
         root.present().map_err(draw_error)?;
     }
@@ -170,6 +171,147 @@ pub fn heatmap_png(map: &Map, title: &str, colorbar_label: &str) -> Result<Vec<u
     paint_map(&mut rgb, map, &layout, &range);
     paint_colorbar(&mut rgb, &layout);
     encode_png(&rgb, layout.width, layout.height)
+}
+
+/// A PNG of an orientation map: each unit's hue is its preferred orientation and its brightness
+/// its selectivity, the usual way of showing pinwheels.
+///
+/// `preferred` holds orientations as fractions of a half turn, `[0, 1)` for 0°..180°; values
+/// outside wrap around (orientation is 180°-periodic), so 1.0 reads as 0°. The half turn spans
+/// the full hue circle, so 0° and 180° get the same red and neighbouring orientations neighbouring
+/// hues. Brightness (HSV value, at full saturation) is `selectivity` divided by its 99th
+/// percentile over finite units and clamped to `[0, 1]`: one outlier cannot darken the whole map,
+/// and negative selectivity reads as none. A unit with a non-finite value in either map is grey.
+///
+/// Layout and scaling are those of [`heatmap_png`] (square units, small maps scaled up, row and
+/// column axes); in place of the colour bar a hue ring labelled 0°, 45°, 90° and 135° and a
+/// brightness ramp (from 0 to the 99th percentile) explain the colours.
+pub fn orientation_png(
+    preferred: &Map,
+    selectivity: &Map,
+    title: &str,
+) -> Result<Vec<u8>, AnalysisError> {
+    preferred.validate()?;
+    selectivity.validate()?;
+    if (preferred.rows, preferred.cols) != (selectivity.rows, selectivity.cols) {
+        return Err(AnalysisError::DrawShapes {
+            rows: preferred.rows,
+            cols: preferred.cols,
+            other_rows: selectivity.rows,
+            other_cols: selectivity.cols,
+        });
+    }
+    check_drawable(preferred.rows, preferred.cols)?;
+    register_embedded_font()?;
+    let (rows, cols) = (preferred.rows, preferred.cols);
+    let layout = HeatmapLayout::with_panel(rows, cols, WHEEL_PANEL_WIDTH, WHEEL_PANEL_HEIGHT);
+    let legend = WheelLegend::for_layout(&layout);
+    let full = percentile(&selectivity.values, 0.99);
+    let mut rgb = vec![255u8; layout.width as usize * layout.height as usize * 3];
+    {
+        let root = drawing_area(&mut rgb, layout.width, layout.height)?;
+        draw_title(&root, title, layout.width)?;
+        draw_map_axes(&root, rows, cols, &layout)?;
+        draw_wheel_text(&root, &legend, full)?;
+        root.present().map_err(draw_error)?;
+    }
+    let colours: Vec<RGBColor> = preferred
+        .values
+        .iter()
+        .zip(&selectivity.values)
+        .map(|(&p, &s)| orientation_colour(p, s, full))
+        .collect();
+    paint_units(&mut rgb, cols, &layout, &colours);
+    paint_wheel(&mut rgb, layout.width, &legend);
+    encode_png(&rgb, layout.width, layout.height)
+}
+
+/// A PNG of a categorical map (e.g. each unit's preferred category): one colour per category,
+/// grey for units without one (`None`), with a legend naming the categories that occur.
+///
+/// `labels` are row-major, `rows * cols` of them; label `i` is named `names[i]`. Colours belong
+/// to the category index, not to its order in the map, so one category keeps its colour across
+/// the maps of several layers: the first nine are Tableau 10's (less its grey, which would read
+/// as "no category"), further ones hues spread by the golden ratio. The legend lists the
+/// categories present in index order (at most [`MAX_LEGEND_CATEGORIES`], then a count of the
+/// rest) and "none" when some unit has no category; names too long for the legend are cut with
+/// "…". Layout and scaling are those of [`heatmap_png`].
+pub fn category_png(
+    labels: &[Option<usize>],
+    rows: usize,
+    cols: usize,
+    names: &[String],
+    title: &str,
+) -> Result<Vec<u8>, AnalysisError> {
+    if rows == 0 || cols == 0 {
+        return Err(AnalysisError::EmptyMap { rows, cols });
+    }
+    if rows.checked_mul(cols) != Some(labels.len()) {
+        return Err(AnalysisError::MapSize {
+            rows,
+            cols,
+            found: labels.len(),
+        });
+    }
+    if let Some(label) = labels.iter().flatten().find(|&&l| l >= names.len()) {
+        return Err(AnalysisError::UnknownCategory {
+            label: *label,
+            names: names.len(),
+        });
+    }
+    check_drawable(rows, cols)?;
+    register_embedded_font()?;
+    let entries = legend_entries(labels, names)?;
+    let text_width = entries
+        .iter()
+        .map(|e| text_width(&e.text))
+        .try_fold(0, |widest, w| w.map(|w| widest.max(w)))?;
+    let panel_width = SWATCH + SWATCH_GAP + text_width + LEGEND_MARGIN;
+    let panel_height = entries.len() as u32 * LEGEND_ROW;
+    let layout = HeatmapLayout::with_panel(rows, cols, panel_width, panel_height);
+    let mut rgb = vec![255u8; layout.width as usize * layout.height as usize * 3];
+    {
+        let root = drawing_area(&mut rgb, layout.width, layout.height)?;
+        draw_title(&root, title, layout.width)?;
+        draw_map_axes(&root, rows, cols, &layout)?;
+        let style = TextStyle::from(("sans-serif", TICK_FONT).into_font())
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        for (i, entry) in entries.iter().enumerate() {
+            let (x, y) = legend_text_anchor(&layout, i);
+            root.draw_text(&entry.text, &style, (x as i32, y as i32))
+                .map_err(draw_error)?;
+        }
+        root.present().map_err(draw_error)?;
+    }
+    let colours: Vec<RGBColor> = labels
+        .iter()
+        .map(|l| l.map_or(MISSING, category_colour))
+        .collect();
+    paint_units(&mut rgb, cols, &layout, &colours);
+    for (i, entry) in entries.iter().enumerate() {
+        if let Some(colour) = entry.colour {
+            let (x, y) = legend_swatch(&layout, i);
+            fill_rect(
+                &mut rgb,
+                layout.width,
+                (x as usize, y as usize),
+                (SWATCH as usize, SWATCH as usize),
+                colour,
+            );
+        }
+    }
+    encode_png(&rgb, layout.width, layout.height)
+}
+
+fn check_drawable(rows: usize, cols: usize) -> Result<(), AnalysisError> {
+    if rows.max(cols) > MAX_UNITS_PER_SIDE {
+        return Err(AnalysisError::TooLarge {
+            rows,
+            cols,
+            max: MAX_UNITS_PER_SIDE,
+        });
+    }
+    Ok(())
 }
 
 /// A PNG line plot: axes with ticks and labels, a title, one or more named series (a legend when
@@ -286,7 +428,12 @@ fn draw_title(root: &Area, title: &str, width: u32) -> Result<(), AnalysisError>
 }
 
 /// Row and column axes whose ticks sit on unit centres, around the (still empty) map area.
-fn draw_map_axes(root: &Area, map: &Map, layout: &HeatmapLayout) -> Result<(), AnalysisError> {
+fn draw_map_axes(
+    root: &Area,
+    rows: usize,
+    cols: usize,
+    layout: &HeatmapLayout,
+) -> Result<(), AnalysisError> {
     let area = root.clone().shrink(
         (0, layout.map_y),
         (layout.map_x + layout.map_width, layout.map_height + BOTTOM),
@@ -295,9 +442,9 @@ fn draw_map_axes(root: &Area, map: &Map, layout: &HeatmapLayout) -> Result<(), A
         .y_label_area_size(layout.map_x)
         .x_label_area_size(BOTTOM)
         .build_cartesian_2d(
-            half_unit_axis(map.cols, false),
+            half_unit_axis(cols, false),
             // Reversed so that row 0 is at the top, as the sheet is stored.
-            half_unit_axis(map.rows, true),
+            half_unit_axis(rows, true),
         )
         .map_err(draw_error)?;
     chart
@@ -539,6 +686,313 @@ fn draw_series(
         }
     }
     Ok(())
+}
+
+/// The orientation legend: a hue ring with its four labels around it, then two notes and a
+/// brightness ramp below.
+const WHEEL_OUTER: f64 = 56.0;
+const WHEEL_INNER: f64 = 34.0;
+/// Room beside the ring for "135°" and above and below it for "45°" / "135°".
+const WHEEL_LABEL_WIDTH: u32 = 44;
+const WHEEL_LABEL_HEIGHT: u32 = 26;
+const WHEEL_LABEL_GAP: f64 = 6.0;
+const RAMP_WIDTH: u32 = 150;
+/// Pixel rows per hue in the brightness ramp.
+const RAMP_ROW: u32 = 5;
+/// The ramp shows brightness at the hues of the four labelled orientations.
+const RAMP_HUES: [f64; 4] = [0.0, 0.25, 0.5, 0.75];
+const WHEEL_PANEL_WIDTH: u32 = 2 * WHEEL_OUTER as u32 + 2 * WHEEL_LABEL_WIDTH + 8;
+const WHEEL_PANEL_HEIGHT: u32 = 2 * WHEEL_LABEL_HEIGHT + 2 * WHEEL_OUTER as u32 + 110;
+
+/// Where the parts of the orientation legend lie, in pixels.
+#[derive(Clone, Copy, Debug)]
+struct WheelLegend {
+    /// Centre of the ring.
+    cx: f64,
+    cy: f64,
+    /// Top of the "hue: …" note; the brightness note follows one line below.
+    note_y: u32,
+    ramp_x: u32,
+    ramp_y: u32,
+}
+
+impl WheelLegend {
+    fn for_layout(layout: &HeatmapLayout) -> WheelLegend {
+        let cx = f64::from(layout.bar_x + WHEEL_LABEL_WIDTH) + WHEEL_OUTER;
+        let cy = f64::from(layout.map_y + WHEEL_LABEL_HEIGHT) + WHEEL_OUTER;
+        let note_y = layout.map_y + 2 * WHEEL_LABEL_HEIGHT + 2 * WHEEL_OUTER as u32 + 10;
+        WheelLegend {
+            cx,
+            cy,
+            note_y,
+            ramp_x: cx as u32 - RAMP_WIDTH / 2,
+            ramp_y: note_y + 50,
+        }
+    }
+
+    fn ramp_height(&self) -> u32 {
+        RAMP_HUES.len() as u32 * RAMP_ROW
+    }
+}
+
+/// The ring's labels, the notes and the ramp's end labels; `full` is the selectivity drawn at
+/// full brightness (None when no selectivity is finite).
+fn draw_wheel_text(
+    root: &Area,
+    legend: &WheelLegend,
+    full: Option<f64>,
+) -> Result<(), AnalysisError> {
+    let label = |text: &str, (x, y): (f64, f64), h: HPos, v: VPos| {
+        let style = TextStyle::from(("sans-serif", TICK_FONT).into_font()).pos(Pos::new(h, v));
+        root.draw_text(text, &style, (x.round() as i32, y.round() as i32))
+            .map_err(draw_error)
+    };
+    let (cx, cy, r) = (legend.cx, legend.cy, WHEEL_OUTER + WHEEL_LABEL_GAP);
+    // The hue circle turns once per half turn of orientation, so the four labels sit a quarter
+    // turn apart, counter-clockwise from the right as angles are read.
+    label("0°", (cx + r, cy), HPos::Left, VPos::Center)?;
+    label("45°", (cx, cy - r), HPos::Center, VPos::Bottom)?;
+    label("90°", (cx - r, cy), HPos::Right, VPos::Center)?;
+    label("135°", (cx, cy + r), HPos::Center, VPos::Top)?;
+    let note_x = f64::from(legend.ramp_x);
+    label(
+        "hue: orientation",
+        (note_x, f64::from(legend.note_y)),
+        HPos::Left,
+        VPos::Top,
+    )?;
+    let brightness_y = f64::from(legend.note_y + 22);
+    label(
+        "brightness: selectivity",
+        (note_x, brightness_y),
+        HPos::Left,
+        VPos::Top,
+    )?;
+    let below = f64::from(legend.ramp_y + legend.ramp_height() + 4);
+    label("0", (note_x, below), HPos::Left, VPos::Top)?;
+    let top = match full {
+        Some(v) => format!("≥ {} (p99)", format_value(v, v.abs())),
+        None => "no finite values".to_string(),
+    };
+    let right = f64::from(legend.ramp_x + RAMP_WIDTH);
+    label(&top, (right, below), HPos::Right, VPos::Top)
+}
+
+/// The hue ring (edges blended into the white background so that it looks round) and the
+/// brightness ramp.
+fn paint_wheel(rgb: &mut [u8], width: u32, legend: &WheelLegend) {
+    let (x0, y0) = (
+        (legend.cx - WHEEL_OUTER).floor() as usize - 1,
+        (legend.cy - WHEEL_OUTER).floor() as usize - 1,
+    );
+    let side = 2 * WHEEL_OUTER as usize + 3;
+    for y in y0..y0 + side {
+        for x in x0..x0 + side {
+            let dx = x as f64 + 0.5 - legend.cx;
+            // Screen y grows downwards; angles are read counter-clockwise.
+            let dy = legend.cy - (y as f64 + 0.5);
+            let r = dx.hypot(dy);
+            let coverage =
+                (WHEEL_OUTER - r + 0.5).clamp(0.0, 1.0) * (r - WHEEL_INNER + 0.5).clamp(0.0, 1.0);
+            if coverage <= 0.0 {
+                continue;
+            }
+            let hue = dy.atan2(dx).rem_euclid(std::f64::consts::TAU) / std::f64::consts::TAU;
+            let colour = blend(hsv(hue, 1.0, 1.0), WHITE, coverage);
+            fill_rect(rgb, width, (x, y), (1, 1), colour);
+        }
+    }
+    for (row, &hue) in RAMP_HUES.iter().enumerate() {
+        for i in 0..RAMP_WIDTH {
+            let value = (f64::from(i) + 0.5) / f64::from(RAMP_WIDTH);
+            let (x, y) = (legend.ramp_x + i, legend.ramp_y + row as u32 * RAMP_ROW);
+            fill_rect(
+                rgb,
+                width,
+                (x as usize, y as usize),
+                (1, RAMP_ROW as usize),
+                hsv(hue, 1.0, value),
+            );
+        }
+    }
+}
+
+/// `colour` over `background` with opacity `alpha`.
+fn blend(colour: RGBColor, background: RGBColor, alpha: f64) -> RGBColor {
+    let mix = |a: u8, b: u8| (f64::from(a) * alpha + f64::from(b) * (1.0 - alpha)).round() as u8;
+    RGBColor(
+        mix(colour.0, background.0),
+        mix(colour.1, background.1),
+        mix(colour.2, background.2),
+    )
+}
+
+/// A unit's orientation colour: hue from `preferred` (half turns, wrapped into `[0, 1)`),
+/// brightness `selectivity / full` clamped to `[0, 1]`.
+fn orientation_colour(preferred: f32, selectivity: f32, full: Option<f64>) -> RGBColor {
+    let (Some(full), true) = (full, preferred.is_finite() && selectivity.is_finite()) else {
+        return MISSING;
+    };
+    let s = f64::from(selectivity);
+    let value = if full > 0.0 {
+        (s / full).clamp(0.0, 1.0)
+    } else if s > 0.0 {
+        // Only possible when 99 % of units are unselective: the few selective ones show fully.
+        1.0
+    } else {
+        0.0
+    };
+    hsv(f64::from(preferred).rem_euclid(1.0), 1.0, value)
+}
+
+/// HSV (each in `[0, 1]`, hue wrapping) to 8-bit RGB.
+fn hsv(hue: f64, saturation: f64, value: f64) -> RGBColor {
+    let h6 = hue.rem_euclid(1.0) * 6.0;
+    let sector = h6.floor();
+    let f = h6 - sector;
+    let p = value * (1.0 - saturation);
+    let q = value * (1.0 - saturation * f);
+    let t = value * (1.0 - saturation * (1.0 - f));
+    let (r, g, b) = match sector as u32 {
+        0 => (value, t, p),
+        1 => (q, value, p),
+        2 => (p, value, t),
+        3 => (p, q, value),
+        4 => (t, p, value),
+        _ => (value, p, q),
+    };
+    let byte = |c: f64| (c * 255.0).round().clamp(0.0, 255.0) as u8;
+    RGBColor(byte(r), byte(g), byte(b))
+}
+
+/// The `q`-quantile (0..=1) of the finite values, interpolating linearly between order
+/// statistics as NumPy's default does; None when no value is finite.
+fn percentile(values: &[f32], q: f64) -> Option<f64> {
+    let mut finite: Vec<f64> = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| f64::from(v))
+        .collect();
+    if finite.is_empty() {
+        return None;
+    }
+    finite.sort_unstable_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (finite.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    Some(finite[lo] + (finite[hi] - finite[lo]) * (pos - lo as f64))
+}
+
+/// At most this many categories are named in a category map's legend; more would run off any
+/// picture a person can take in.
+pub const MAX_LEGEND_CATEGORIES: usize = 24;
+const SWATCH: u32 = 16;
+const SWATCH_GAP: u32 = 8;
+const LEGEND_ROW: u32 = 24;
+const LEGEND_MARGIN: u32 = 12;
+/// Longer category names are cut so the legend does not dwarf the map.
+const MAX_LEGEND_TEXT: u32 = 260;
+
+/// One line of a category legend; lines without a colour (the count of unlisted categories)
+/// get no swatch.
+struct LegendEntry {
+    text: String,
+    colour: Option<RGBColor>,
+}
+
+fn legend_entries(
+    labels: &[Option<usize>],
+    names: &[String],
+) -> Result<Vec<LegendEntry>, AnalysisError> {
+    let mut present = vec![false; names.len()];
+    for &label in labels.iter().flatten() {
+        present[label] = true;
+    }
+    let shown: Vec<usize> = (0..names.len()).filter(|&i| present[i]).collect();
+    let mut entries = Vec::new();
+    for &i in shown.iter().take(MAX_LEGEND_CATEGORIES) {
+        entries.push(LegendEntry {
+            text: fit_text(&names[i], MAX_LEGEND_TEXT)?,
+            colour: Some(category_colour(i)),
+        });
+    }
+    if shown.len() > MAX_LEGEND_CATEGORIES {
+        entries.push(LegendEntry {
+            text: format!("… {} more", shown.len() - MAX_LEGEND_CATEGORIES),
+            colour: None,
+        });
+    }
+    if labels.iter().any(Option::is_none) {
+        entries.push(LegendEntry {
+            text: "none".to_string(),
+            colour: Some(MISSING),
+        });
+    }
+    Ok(entries)
+}
+
+/// Width in pixels of `text` in the legend font.
+fn text_width(text: &str) -> Result<u32, AnalysisError> {
+    let font = ("sans-serif", TICK_FONT).into_font();
+    Ok(font.box_size(text).map_err(draw_error)?.0)
+}
+
+/// `text`, cut and ended with "…" where it is wider than `max_width` pixels.
+fn fit_text(text: &str, max_width: u32) -> Result<String, AnalysisError> {
+    if text_width(text)? <= max_width {
+        return Ok(text.to_string());
+    }
+    // Glyphs are at least 2 px wide, so longer prefixes cannot fit; starting from one keeps
+    // the search short for absurdly long names.
+    let mut chars: Vec<char> = text.chars().take(max_width as usize / 2).collect();
+    while !chars.is_empty() {
+        chars.pop();
+        let cut = format!("{}…", chars.iter().collect::<String>().trim_end());
+        if text_width(&cut)? <= max_width {
+            return Ok(cut);
+        }
+    }
+    Ok("…".to_string())
+}
+
+/// Top-left pixel of legend line `i`'s swatch.
+fn legend_swatch(layout: &HeatmapLayout, i: usize) -> (u32, u32) {
+    (
+        layout.bar_x,
+        layout.map_y + i as u32 * LEGEND_ROW + (LEGEND_ROW - SWATCH) / 2,
+    )
+}
+
+/// Left end, vertical centre of legend line `i`'s text.
+fn legend_text_anchor(layout: &HeatmapLayout, i: usize) -> (u32, u32) {
+    (
+        layout.bar_x + SWATCH + SWATCH_GAP,
+        layout.map_y + i as u32 * LEGEND_ROW + LEGEND_ROW / 2,
+    )
+}
+
+/// Colour of category `index`, the same in every map.
+fn category_colour(index: usize) -> RGBColor {
+    // Tableau 10 less its last colour, a grey that would read like "no category".
+    const TABLEAU: usize = 9;
+    if index < TABLEAU {
+        let (r, g, b) = colorous::TABLEAU10[index].into_tuple();
+        return RGBColor(r, g, b);
+    }
+    // Golden-ratio steps keep consecutive hues far apart; two brightnesses double the choices.
+    let k = index - TABLEAU;
+    let hue = (0.1 + k as f64 * 0.618_033_988_749_895).fract();
+    let value = if k.is_multiple_of(2) { 0.85 } else { 0.6 };
+    hsv(hue, 0.65, value)
+}
+
+/// Fills each unit's square with its colour (`colours` row-major, `cols` per row).
+fn paint_units(rgb: &mut [u8], cols: usize, layout: &HeatmapLayout, colours: &[RGBColor]) {
+    let scale = layout.scale as usize;
+    for (i, &colour) in colours.iter().enumerate() {
+        let x = layout.map_x as usize + (i % cols) * scale;
+        let y = layout.map_y as usize + (i / cols) * scale;
+        fill_rect(rgb, layout.width, (x, y), (scale, scale), colour);
+    }
 }
 
 #[cfg(test)]
@@ -800,5 +1254,281 @@ mod tests {
         assert_eq!(index_ticks(12), [0, 2, 4, 6, 8, 10]);
         assert_eq!(index_ticks(384), [0, 50, 100, 150, 200, 250, 300, 350]);
         assert_eq!(index_ticks(2500).len(), 5);
+    }
+
+    fn orientation_pair(rows: usize, cols: usize) -> (Map, Map) {
+        let n = rows * cols;
+        let preferred = Map::new(rows, cols, (0..n).map(|i| i as f32 / n as f32).collect());
+        let selectivity = Map::new(rows, cols, vec![1.0; n]);
+        (preferred.expect("map"), selectivity.expect("map"))
+    }
+
+    #[test]
+    fn orientation_maps_use_the_heatmap_layout() {
+        for (rows, cols) in [(12, 12), (3, 20), (200, 150)] {
+            let (preferred, selectivity) = orientation_pair(rows, cols);
+            let img = decode(&orientation_png(&preferred, &selectivity, "o").expect("png"));
+            let layout =
+                HeatmapLayout::with_panel(rows, cols, WHEEL_PANEL_WIDTH, WHEEL_PANEL_HEIGHT);
+            assert_eq!(img.dimensions(), (layout.width, layout.height));
+            assert!(layout.map_width.max(layout.map_height) >= 512);
+            assert_eq!(
+                layout.map_width / cols as u32,
+                layout.map_height / rows as u32
+            );
+            assert!(
+                img.width() < 1400 && img.height() < 1200,
+                "{:?}",
+                img.dimensions()
+            );
+        }
+    }
+
+    #[test]
+    fn orientation_hue_and_brightness() {
+        // Units: 0° fully selective, 60° (a third of the half turn) fully selective, 0° with no
+        // selectivity, a NaN orientation, a NaN selectivity, 90° at half the top selectivity.
+        let preferred = [0.0, 1.0 / 3.0, 0.0, f32::NAN, 0.5, 0.5, 1.0, -0.5];
+        let selectivity = [2.0, 2.0, 0.0, 2.0, f32::NAN, 1.0, 2.0, 2.0];
+        let preferred = Map::new(2, 4, preferred.to_vec()).expect("map");
+        let selectivity = Map::new(2, 4, selectivity.to_vec()).expect("map");
+        let layout = HeatmapLayout::with_panel(2, 4, WHEEL_PANEL_WIDTH, WHEEL_PANEL_HEIGHT);
+        let img = decode(&orientation_png(&preferred, &selectivity, "units").expect("png"));
+        let at = |r, c| pixel(&img, layout.unit_centre(r, c));
+        assert_eq!(at(0, 0), [255, 0, 0]);
+        assert_eq!(at(0, 1), [0, 255, 0]);
+        assert_eq!(at(0, 2), [0, 0, 0]);
+        let grey = [MISSING.0, MISSING.1, MISSING.2];
+        assert_eq!(at(0, 3), grey);
+        assert_eq!(at(1, 0), grey);
+        // 90° is cyan; selectivity 1 of a 99th percentile near 2 gives about half brightness.
+        let [r, g, b] = at(1, 1);
+        assert!(
+            r == 0 && g == b && (120..=135).contains(&g),
+            "{:?}",
+            [r, g, b]
+        );
+        // Orientation wraps: 180° and -90° are 0° and 90°.
+        assert_eq!(at(1, 2), [255, 0, 0]);
+        assert_eq!(at(1, 3), [0, 255, 255]);
+    }
+
+    #[test]
+    fn orientation_brightness_ignores_outliers() {
+        let n = 200;
+        let preferred = Map::new(10, 20, vec![0.0; n]).expect("map");
+        let mut values = vec![1.0; n];
+        values[0] = 1000.0;
+        let selectivity = Map::new(10, 20, values).expect("map");
+        let layout = HeatmapLayout::with_panel(10, 20, WHEEL_PANEL_WIDTH, WHEEL_PANEL_HEIGHT);
+        let img = decode(&orientation_png(&preferred, &selectivity, "outlier").expect("png"));
+        // The 99th percentile is 1, so ordinary units are full red, not darkened by the outlier.
+        assert_eq!(pixel(&img, layout.unit_centre(5, 5)), [255, 0, 0]);
+        assert_eq!(percentile(&[3.0, f32::NAN, 1.0, 2.0], 0.5), Some(2.0));
+        assert_eq!(percentile(&[0.0, 10.0], 0.99), Some(9.9));
+        assert_eq!(percentile(&[f32::NAN], 0.99), None);
+    }
+
+    #[test]
+    fn orientation_legend_has_a_hue_ring_and_labels() {
+        let (preferred, selectivity) = orientation_pair(12, 12);
+        let layout = HeatmapLayout::with_panel(12, 12, WHEEL_PANEL_WIDTH, WHEEL_PANEL_HEIGHT);
+        let legend = WheelLegend::for_layout(&layout);
+        let img = decode(&orientation_png(&preferred, &selectivity, "o").expect("png"));
+        let mid = (WHEEL_INNER + WHEEL_OUTER) / 2.0;
+        let ring =
+            |dx: f64, dy: f64| pixel(&img, ((legend.cx + dx) as u32, (legend.cy + dy) as u32));
+        // Right: 0° (red); top: 45° (hue 90°, chartreuse); left: 90° (cyan); bottom: 135°.
+        let right = ring(mid, 0.0);
+        assert!(
+            right[0] == 255 && right[1] < 20 && right[2] < 20,
+            "{right:?}"
+        );
+        let left = ring(-mid, 0.0);
+        assert!(left[0] < 20 && left[1] > 235 && left[2] > 235, "{left:?}");
+        let top = ring(0.0, -mid);
+        assert!(
+            top[0] > 100 && top[0] < 155 && top[1] == 255 && top[2] < 20,
+            "{top:?}"
+        );
+        // The ring's hole is background.
+        assert_eq!(ring(0.0, 0.0), [255, 255, 255]);
+        // Labels and notes: dark text in the panel right of and below the ring.
+        let dark = |x0: u32, y0: u32, x1: u32, y1: u32| {
+            (x0..x1)
+                .flat_map(|x| (y0..y1).map(move |y| (x, y)))
+                .filter(|&p| pixel(&img, p).iter().all(|&c| c < 100))
+                .count()
+        };
+        let right_of_ring = (legend.cx + WHEEL_OUTER) as u32;
+        let (cy, w) = (legend.cy as u32, layout.width);
+        assert!(dark(right_of_ring, cy - 10, w, cy + 10) > 10, "no 0° label");
+        let notes = dark(layout.bar_x, legend.note_y, w, legend.ramp_y);
+        assert!(notes > 100, "{notes} dark pixels in the notes");
+        // The brightness ramp runs from black to full red.
+        let ramp = |i: u32| pixel(&img, (legend.ramp_x + i, legend.ramp_y + 1));
+        assert!(ramp(0).iter().all(|&c| c < 5));
+        assert_eq!(ramp(RAMP_WIDTH - 1)[0], 254);
+    }
+
+    #[test]
+    fn orientation_maps_refuse_mismatched_and_broken_maps() {
+        let (preferred, _) = orientation_pair(4, 4);
+        let (_, other) = orientation_pair(4, 5);
+        assert_eq!(
+            orientation_png(&preferred, &other, ""),
+            Err(AnalysisError::DrawShapes {
+                rows: 4,
+                cols: 4,
+                other_rows: 4,
+                other_cols: 5
+            })
+        );
+        let broken = Map {
+            rows: 4,
+            cols: 4,
+            values: vec![0.0; 3],
+        };
+        assert!(matches!(
+            orientation_png(&preferred, &broken, ""),
+            Err(AnalysisError::MapSize { .. })
+        ));
+        let huge = Map::new(1, MAX_UNITS_PER_SIDE + 1, vec![0.0; MAX_UNITS_PER_SIDE + 1]);
+        let huge = huge.expect("map");
+        assert!(matches!(
+            orientation_png(&huge, &huge, ""),
+            Err(AnalysisError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn hsv_primaries() {
+        assert_eq!(hsv(0.0, 1.0, 1.0), RGBColor(255, 0, 0));
+        assert_eq!(hsv(1.0 / 3.0, 1.0, 1.0), RGBColor(0, 255, 0));
+        assert_eq!(hsv(2.0 / 3.0, 1.0, 1.0), RGBColor(0, 0, 255));
+        assert_eq!(hsv(1.0, 1.0, 1.0), RGBColor(255, 0, 0));
+        assert_eq!(hsv(0.25, 0.0, 0.5), RGBColor(128, 128, 128));
+        assert_eq!(hsv(0.5, 1.0, 0.0), RGBColor(0, 0, 0));
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("category {i}")).collect()
+    }
+
+    /// Four quadrants of categories 0..3, the top-left unit without one.
+    fn quadrant_labels(side: usize) -> Vec<Option<usize>> {
+        let half = side / 2;
+        let mut labels: Vec<Option<usize>> = (0..side * side)
+            .map(|i| Some(2 * (i / side / half) + (i % side) / half))
+            .collect();
+        labels[0] = None;
+        labels
+    }
+
+    #[test]
+    fn category_maps_colour_each_category_and_name_it() {
+        let labels = quadrant_labels(8);
+        let names = names(4);
+        let img = decode(&category_png(&labels, 8, 8, &names, "categories").expect("png"));
+        let entries = legend_entries(&labels, &names).expect("entries");
+        assert_eq!(entries.len(), 5, "four categories and none");
+        let widest = entries
+            .iter()
+            .map(|e| text_width(&e.text).expect("width"))
+            .max();
+        let panel = SWATCH + SWATCH_GAP + widest.expect("entries") + LEGEND_MARGIN;
+        let layout = HeatmapLayout::with_panel(8, 8, panel, 5 * LEGEND_ROW);
+        assert_eq!(img.dimensions(), (layout.width, layout.height));
+        let grey = [MISSING.0, MISSING.1, MISSING.2];
+        assert_eq!(pixel(&img, layout.unit_centre(0, 0)), grey);
+        let mut seen = vec![grey];
+        for (category, (r, c)) in [(0, (1, 1)), (1, (1, 6)), (2, (6, 1)), (3, (6, 6))] {
+            let RGBColor(red, green, blue) = category_colour(category);
+            let colour = [red, green, blue];
+            assert_eq!(pixel(&img, layout.unit_centre(r, c)), colour);
+            assert!(
+                !seen.contains(&colour),
+                "category {category} repeats a colour"
+            );
+            seen.push(colour);
+            // The legend swatch has the same colour, and its name is drawn beside it.
+            let (x, y) = legend_swatch(&layout, category);
+            assert_eq!(pixel(&img, (x + SWATCH / 2, y + SWATCH / 2)), colour);
+            let (tx, ty) = legend_text_anchor(&layout, category);
+            let dark = (tx..layout.width)
+                .flat_map(|x| (ty - 6..ty + 6).map(move |y| (x, y)))
+                .filter(|&p| pixel(&img, p).iter().all(|&c| c < 100))
+                .count();
+            assert!(
+                dark > 20,
+                "legend text of category {category}: {dark} dark pixels"
+            );
+        }
+        let (x, y) = legend_swatch(&layout, 4);
+        assert_eq!(pixel(&img, (x + 1, y + 1)), grey, "the none entry");
+    }
+
+    #[test]
+    fn category_colours_are_distinct_and_never_grey() {
+        let colours: Vec<RGBColor> = (0..40).map(category_colour).collect();
+        for (i, a) in colours.iter().enumerate() {
+            assert_ne!(*a, MISSING);
+            let spread = a.0.max(a.1).max(a.2) - a.0.min(a.1).min(a.2);
+            assert!(spread > 40, "category {i} is greyish: {a:?}");
+            for b in &colours[..i] {
+                assert_ne!(a, b, "category {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn category_legends_list_present_categories_and_stay_bounded() {
+        register_embedded_font().expect("font");
+        // Only categories 1 and 3 of five occur; no unit is without one.
+        let labels = [Some(3), Some(1), Some(1), Some(3)];
+        let entries = legend_entries(&labels, &names(5)).expect("entries");
+        let texts: Vec<&str> = entries.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["category 1", "category 3"]);
+        // Many categories: the legend stops and counts the rest.
+        let many: Vec<Option<usize>> = (0..100).map(Some).collect();
+        let entries = legend_entries(&many, &names(100)).expect("entries");
+        assert_eq!(entries.len(), MAX_LEGEND_CATEGORIES + 1);
+        let last = entries.last().expect("entries");
+        assert_eq!(last.text, format!("… {} more", 100 - MAX_LEGEND_CATEGORIES));
+        assert!(last.colour.is_none());
+        decode(&category_png(&many, 10, 10, &names(100), "many").expect("png"));
+        // Long names are cut to fit.
+        let long = vec!["a very long category name ".repeat(10)];
+        let entries = legend_entries(&[Some(0)], &long).expect("entries");
+        assert!(entries[0].text.ends_with('…'));
+        assert!(text_width(&entries[0].text).expect("width") <= MAX_LEGEND_TEXT);
+    }
+
+    #[test]
+    fn category_maps_refuse_bad_input() {
+        let names = names(2);
+        assert_eq!(
+            category_png(&[Some(0); 5], 2, 3, &names, ""),
+            Err(AnalysisError::MapSize {
+                rows: 2,
+                cols: 3,
+                found: 5
+            })
+        );
+        assert_eq!(
+            category_png(&[], 0, 3, &names, ""),
+            Err(AnalysisError::EmptyMap { rows: 0, cols: 3 })
+        );
+        assert_eq!(
+            category_png(&[Some(0), Some(2)], 1, 2, &names, ""),
+            Err(AnalysisError::UnknownCategory { label: 2, names: 2 })
+        );
+        let wide = vec![None; MAX_UNITS_PER_SIDE + 1];
+        assert!(matches!(
+            category_png(&wide, 1, MAX_UNITS_PER_SIDE + 1, &names, ""),
+            Err(AnalysisError::TooLarge { .. })
+        ));
+        // No names and no categories is a valid, all-grey map.
+        decode(&category_png(&[None; 4], 2, 2, &[], "empty").expect("png"));
     }
 }

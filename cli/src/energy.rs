@@ -41,13 +41,13 @@ pub struct Args {
 }
 
 /// What one model's measurement produced.
-struct Measurement {
+pub struct Measurement {
     name: String,
-    json: Value,
+    pub json: Value,
     /// Per layer: output (H, W, C) and per-unit totals.
-    units: Vec<([usize; 3], Vec<f64>)>,
+    pub units: Vec<([usize; 3], Vec<f64>)>,
     /// Mean energy per stimulus over the layers the original reports (all but the last).
-    original_per_stimulus: f64,
+    pub original_per_stimulus: f64,
     hardware_uj: f64,
     sparse_hardware_uj: f64,
 }
@@ -121,7 +121,7 @@ fn read_table(path: &Path) -> Result<EnergyTable> {
         .with_context(|| format!("{}: energies must be numbers", path.display()))
 }
 
-fn measure(
+pub fn measure(
     path: &Path,
     inputs: &[PathBuf],
     batch: usize,
@@ -259,7 +259,7 @@ fn table_json(table: &EnergyTable) -> Value {
     serde_json::to_value(table).unwrap_or(Value::Null)
 }
 
-fn write_outputs(dir: &Path, m: &Measurement) -> Result<()> {
+pub fn write_outputs(dir: &Path, m: &Measurement) -> Result<()> {
     let mut out = OutputDir::create(dir)?;
     let mut sheets = Vec::new();
     for (l, (shape, totals)) in m.units.iter().enumerate() {

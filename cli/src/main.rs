@@ -3,10 +3,12 @@
 mod bench;
 mod classes;
 mod convert;
+mod demo;
 mod energy;
 mod engines;
 mod infer;
 mod info;
+mod maps;
 mod merge;
 mod outputs;
 mod rapl;
@@ -45,6 +47,8 @@ enum Command {
     Train(Box<train::Args>),
     #[command(name = "spatial-loss")]
     SpatialLoss(spatial::Args),
+    Maps(maps::Args),
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(*args),
         Command::SpatialLoss(args) => spatial::run(args),
+        Command::Maps(args) => maps::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
+use alltnn_converter::ImportedModel;
 use alltnn_runtime::spec::LayerKind;
-use alltnn_trainer::spatial_loss::{layer_distance_f64, Neighbours, SpatialConfig};
+use alltnn_trainer::spatial_loss::{
+    conv_layer_distance_f64, layer_distance_f64, Neighbours, SpatialConfig,
+};
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
@@ -41,13 +44,20 @@ pub fn run(args: Args) -> Result<()> {
         ..LoadOptions::default()
     };
     let model = weights::load(&args.model, &options)?;
-    let geometry = model.spec.geometry()?;
+    let mut out = report(&model);
+    out["model"] = json!(args.model);
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// Per-layer distances of every variant and the smoothness 1 / Σ_l distance_l. Conv layers
+/// are measured as the locally connected layer that repeats their kernel at every position,
+/// which is how the paper puts its CNN control on the same scale.
+pub fn report(model: &ImportedModel) -> Value {
+    let geometry = model.spec.geometry().expect("imported specs are valid");
     let mut layers = Vec::new();
     let mut sums = [0.0f64; 4];
     for (l, (layer, g)) in model.spec.layers.iter().zip(&geometry).enumerate() {
-        if layer.kind != LayerKind::LocallyConnected {
-            continue;
-        }
         let kernel = &model
             .tensor(&format!("layer{l}.kernel"))
             .expect("import yields every tensor")
@@ -57,21 +67,19 @@ pub fn run(args: Args) -> Result<()> {
             .map(|t| t.data.as_slice());
         let mut row = Map::new();
         row.insert("layer".into(), json!(l));
+        row.insert("kind".into(), json!(layer.kind));
         for (i, (name, neighbours, circular)) in VARIANTS.iter().enumerate() {
             let config = SpatialConfig {
                 neighbours: *neighbours,
                 circular: *circular,
                 include_bias: true,
             };
-            let d = layer_distance_f64(
-                kernel,
-                bias,
-                g.output[0],
-                g.output[1],
-                g.patch,
-                g.output[2],
-                config,
-            );
+            let [h, w, filters] = g.output;
+            let distance = match layer.kind {
+                LayerKind::LocallyConnected => layer_distance_f64,
+                LayerKind::Conv => conv_layer_distance_f64,
+            };
+            let d = distance(kernel, bias, h, w, g.patch, filters, config);
             sums[i] += d;
             row.insert((*name).into(), json!(d));
         }
@@ -87,12 +95,9 @@ pub fn run(args: Args) -> Result<()> {
             )
         })
         .collect();
-    let out = json!({
-        "model": args.model,
-        "definition": "distance = (1 - mean neighbour cosine)/2 of L2-normalised [incoming weights, bias] on the cortical sheet; smoothness = 1 / sum over layers",
+    json!({
+        "definition": "distance = (1 - mean neighbour cosine)/2 of L2-normalised [incoming weights, bias] on the cortical sheet (conv layers: their kernel repeated at every position); smoothness = 1 / sum over layers",
         "layers": layers,
         "smoothness": smoothness,
-    });
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    })
 }

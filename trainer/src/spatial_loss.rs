@@ -313,9 +313,58 @@ pub fn layer_distance_f64(
         assert_eq!(bias.len(), units, "bias length");
     }
     let vectors = unit_vectors_f64(kernel, bias, patch, filters);
+    let dot = |a: usize, b: usize| -> f64 {
+        vectors[a].iter().zip(&vectors[b]).map(|(x, y)| x * y).sum()
+    };
+    sheet_distance(out_h, out_w, filters, config, dot)
+}
+
+/// [`layer_distance_f64`] of a conv layer, i.e. of the locally connected layer that repeats its
+/// kernel `(patch, filters)` and bias `(filters)` at every position: how the paper places its
+/// weight-sharing control on the same smoothness scale. Neighbours in one hypercolumn are
+/// different channels, so the distance is not 0. Only a `filters × filters` table of cosines is
+/// needed, whatever the sheet size.
+///
+/// # Panics
+/// If the array lengths disagree with the sizes.
+pub fn conv_layer_distance_f64(
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    out_h: usize,
+    out_w: usize,
+    patch: usize,
+    filters: usize,
+    config: SpatialConfig,
+) -> f64 {
+    assert_eq!(kernel.len(), patch * filters, "kernel length");
+    let bias = bias.filter(|_| config.include_bias);
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), filters, "bias length");
+    }
+    let vectors = unit_vectors_f64(kernel, bias, patch, filters);
+    let cosines: Vec<f64> = (0..filters * filters)
+        .map(|i| {
+            let (a, b) = (&vectors[i / filters], &vectors[i % filters]);
+            a.iter().zip(b).map(|(x, y)| x * y).sum()
+        })
+        .collect();
+    let dot = |a: usize, b: usize| cosines[(a % filters) * filters + b % filters];
+    sheet_distance(out_h, out_w, filters, config, dot)
+}
+
+/// `(1 − mean over directions of the mean pair cosine)/2` on an `out_h × out_w × filters`
+/// sheet, with `dot(a, b)` the cosine of units `a` and `b` (unit order `(r·out_w + q)·filters
+/// + c`).
+fn sheet_distance(
+    out_h: usize,
+    out_w: usize,
+    filters: usize,
+    config: SpatialConfig,
+    dot: impl Fn(usize, usize) -> f64,
+) -> f64 {
     let layout = SheetLayout::new(out_h, out_w, filters);
     let pairs = layer_pairs(&layout, config);
-    let sum: f64 = pairs.iter().map(|p| mean_similarity_f64(&vectors, p)).sum();
+    let sum: f64 = pairs.iter().map(|p| mean_similarity_f64(&dot, p)).sum();
     (1.0 - sum / pairs.len() as f64) / 2.0
 }
 
@@ -344,10 +393,7 @@ fn unit_vectors_f64(
         .collect()
 }
 
-fn mean_similarity_f64(vectors: &[Vec<f64>], pairs: &Pairs) -> f64 {
-    let dot = |a: usize, b: usize| -> f64 {
-        vectors[a].iter().zip(&vectors[b]).map(|(x, y)| x * y).sum()
-    };
+fn mean_similarity_f64(dot: impl Fn(usize, usize) -> f64, pairs: &Pairs) -> f64 {
     let total: f64 = match &pairs.first {
         Some(first) => first
             .iter()
@@ -442,6 +488,40 @@ mod tests {
                 (got, plain)
             })
             .collect()
+    }
+
+    #[test]
+    fn conv_distance_equals_the_tiled_locally_connected_distance() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let (oh, ow, patch, filters) = (5, 3, 4, 6);
+        let kernel: Vec<f32> = (0..patch * filters)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let bias: Vec<f32> = (0..filters).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let tiled_kernel: Vec<f32> = kernel.repeat(oh * ow);
+        let tiled_bias: Vec<f32> = bias.repeat(oh * ow);
+        for neighbours in [Neighbours::Four, Neighbours::Eight] {
+            for circular in [true, false] {
+                let config = SpatialConfig {
+                    neighbours,
+                    circular,
+                    include_bias: true,
+                };
+                let conv =
+                    conv_layer_distance_f64(&kernel, Some(&bias), oh, ow, patch, filters, config);
+                let tiled = layer_distance_f64(
+                    &tiled_kernel,
+                    Some(&tiled_bias),
+                    oh,
+                    ow,
+                    patch,
+                    filters,
+                    config,
+                );
+                assert!((conv - tiled).abs() < 1e-12, "{conv} vs {tiled}");
+                assert!(conv > 0.05, "different channels are neighbours: {conv}");
+            }
+        }
     }
 
     /// A 2×2-position layer of 4 filters (a 4×4 sheet) with one-element kernels. Unit
