@@ -11,8 +11,22 @@ use crate::kernels::weights::Weights;
 
 /// Vectors of columns per tile.
 const T: usize = 4;
-/// Rows ahead that the row-by-row path prefetches (int8).
-const AHEAD: usize = 16;
+/// Rows ahead that the row-by-row path prefetches for int8 and f16 weights (measured on the
+/// paper model at batch 1; 16 and 32 rows did less for int8, 32 and 64 for f16).
+const fn ahead(weight_bytes: usize) -> usize {
+    if weight_bytes == 1 {
+        64
+    } else {
+        16
+    }
+}
+/// Weight bytes of one chunk of rows in the tiled path: well inside L2. The unit tests use
+/// chunks of a few rows, so that their small random blocks cross chunk boundaries everywhere.
+const CHUNK_BYTES: usize = if cfg!(test) { 64 } else { 256 * 1024 };
+/// Rows per chunk at least, so that loading and storing the accumulators stays negligible.
+const MIN_CHUNK: usize = if cfg!(test) { 2 } else { 32 };
+/// Cache line bytes.
+const LINE: usize = 64;
 
 /// # Safety
 /// As [`super::accumulate_unchecked`], and `isa` must be supported by this CPU.
@@ -71,25 +85,58 @@ macro_rules! tiles {
                 }
                 return;
             }
-            let mut c = cols.start;
-            while c < cols.end {
-                let n = (cols.end - c).min(T * L);
-                let mut b = 0;
-                while b < batch {
-                    // SAFETY: the tile lies inside the caller's bounds.
-                    let step = unsafe {
-                        let xb = x.data.as_ptr().add(x.base + b * x.batch_stride);
-                        let ob = out.add(b * out_stride + c);
-                        match batch - b {
-                            1 => $tile::<1>(w.add(c), width, n, &x, xb, ob, out_stride),
-                            2 => $tile::<2>(w.add(c), width, n, &x, xb, ob, out_stride),
-                            3 => $tile::<3>(w.add(c), width, n, &x, xb, ob, out_stride),
-                            _ => $tile::<4>(w.add(c), width, n, &x, xb, ob, out_stride),
-                        }
-                    };
-                    b += step;
+            // A column tile alone would walk the block's rows with a whole-row stride (for the
+            // widest layers a page per row, which no prefetcher follows), so the rows are
+            // taken in chunks that every tile and image group uses while they are in L2.
+            let k = x.rows * x.row_len;
+            let size = core::mem::size_of::<$t>();
+            let chunk = if cols.len() <= T * L {
+                k
+            } else {
+                (CHUNK_BYTES / (cols.len() * size)).max(MIN_CHUNK)
+            };
+            let tiles = cols.len().div_ceil(T * L);
+            let calls = tiles * batch.div_ceil(4);
+            for j0 in (0..k).step_by(chunk) {
+                let rows = j0..(j0 + chunk).min(k);
+                // Whole rows are contiguous, and so is what follows this chunk: the next chunk,
+                // or past the block the next position's (blocks of a layer are stored in
+                // order). Every tile call of this chunk fetches its share of that into L2, so
+                // the stream from memory overlaps the arithmetic instead of preceding it. (A
+                // prefetch never faults, so the last block's overrun is harmless.)
+                let (mut next, share) = if cols.len() == width {
+                    let lines = chunk.min(k) * width * size / LINE;
+                    (
+                        w.wrapping_add(rows.end * width).cast::<u8>(),
+                        lines.div_ceil(calls),
+                    )
+                } else {
+                    (core::ptr::null(), 0)
+                };
+                let mut c = cols.start;
+                while c < cols.end {
+                    let n = (cols.end - c).min(T * L);
+                    let mut b = 0;
+                    while b < batch {
+                        let r = rows.clone();
+                        let pf = (next, share);
+                        // SAFETY: the tile lies inside the caller's bounds.
+                        let step = unsafe {
+                            let xb = x.data.as_ptr().add(x.base + b * x.batch_stride);
+                            let ob = out.add(b * out_stride + c);
+                            let wc = w.add(c);
+                            match batch - b {
+                                1 => $tile::<1>(wc, width, n, &x, r, pf, xb, ob, out_stride),
+                                2 => $tile::<2>(wc, width, n, &x, r, pf, xb, ob, out_stride),
+                                3 => $tile::<3>(wc, width, n, &x, r, pf, xb, ob, out_stride),
+                                _ => $tile::<4>(wc, width, n, &x, r, pf, xb, ob, out_stride),
+                            }
+                        };
+                        next = next.wrapping_add(share * LINE);
+                        b += step;
+                    }
+                    c += n;
                 }
-                c += n;
             }
         }
 
@@ -115,15 +162,16 @@ macro_rules! tiles {
                         continue;
                     }
                     let j = row * x.row_len + i;
-                    // Int8 rows are a quarter of the bytes for the same work, too few lines in
-                    // flight for the hardware prefetcher to keep up: ask for the row AHEAD
-                    // further down the block now (measured: int8 8.4 → 5.9 ms/image on the
-                    // paper model; it slowed f32 and did nothing for f16).
-                    if core::mem::size_of::<$t>() == 1 {
-                        for t in (0..n).step_by(64) {
+                    // Int8 and f16 rows are a quarter and a half of the bytes for the same work,
+                    // too few lines in flight for the hardware prefetcher to keep up: ask for a
+                    // row further down the block now (measured on the paper model: int8 8.4 →
+                    // 4.5 ms/image, f16 13.2 → 11.1; it slowed f32).
+                    let size = core::mem::size_of::<$t>();
+                    if size <= 2 {
+                        for t in (0..n).step_by(LINE / size) {
                             // A prefetch never faults, even past the block.
                             _mm_prefetch::<_MM_HINT_T0>(
-                                w.wrapping_add((j + AHEAD) * width + t).cast(),
+                                w.wrapping_add((j + ahead(size)) * width + t).cast(),
                             );
                         }
                     }
@@ -186,7 +234,8 @@ macro_rules! tiles {
             }
         }
 
-        /// `n ≤ T·L` columns for `B` images; returns `B`.
+        /// `n ≤ T·L` columns for `B` images over the block rows `rows`, prefetching the given
+        /// lines into L2 on the way; returns `B`.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         unsafe fn $tile<const B: usize>(
@@ -194,11 +243,15 @@ macro_rules! tiles {
             width: usize,
             n: usize,
             x: &Inputs<'_>,
+            rows: Range<usize>,
+            (mut prefetch, lines): (*const u8, usize),
             xb: *const f32,
             out: *mut f32,
             out_stride: usize,
         ) -> usize {
             let lanes = |t: usize| n.saturating_sub(t * L).min(L);
+            // This call's share of lines to prefetch, one per row (shares never exceed the rows).
+            let end = prefetch.wrapping_add(lines * LINE);
             let mut acc = [[zero(); T]; B];
             for (b, acc) in acc.iter_mut().enumerate() {
                 for (t, a) in acc.iter_mut().enumerate() {
@@ -208,15 +261,22 @@ macro_rules! tiles {
                     }
                 }
             }
-            for row in 0..x.rows {
+            // Block row j is input i of patch row j / row_len.
+            for row in rows.start / x.row_len..rows.end.div_ceil(x.row_len) {
                 // SAFETY: rows and images of the tile lie inside the inputs.
                 let xr = unsafe { xb.add(row * x.row_stride) };
-                for i in 0..x.row_len {
+                let first = rows.start.saturating_sub(row * x.row_len);
+                let last = (rows.end - row * x.row_len).min(x.row_len);
+                for i in first..last {
                     let j = row * x.row_len + i;
                     // A single image skips zero inputs (post-ReLU): their weights are never
                     // loaded.
                     if B == 1 && unsafe { *xr.add(i) } == 0.0 {
                         continue;
+                    }
+                    if prefetch < end {
+                        _mm_prefetch::<_MM_HINT_T1>(prefetch.cast());
+                        prefetch = prefetch.wrapping_add(LINE);
                     }
                     let mut wv = [zero(); T];
                     for (t, v) in wv.iter_mut().enumerate() {
