@@ -248,7 +248,13 @@ fn comparison(out: &Path, results: &[Compared], quick: bool) -> Result<Report> {
                     fmt(l0["entropy_centre"].as_f64()),
                     fmt(l0["entropy_periphery"].as_f64())
                 ),
-                fmt(l0["pinwheels"]["density"].as_f64()),
+                match l0["pinwheel_density_reliable"].as_bool() {
+                    Some(false) => format!(
+                        "{} (sheet < 4 Λ²)",
+                        fmt(l0["pinwheels"]["density"].as_f64())
+                    ),
+                    _ => fmt(l0["pinwheels"]["density"].as_f64()),
+                },
                 r.energy().map_or("–".into(), |e| format!("{e:.4e}")),
                 fmt(r.summary["bias"]["mean_accuracy"].as_f64()),
             ]

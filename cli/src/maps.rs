@@ -14,7 +14,7 @@ use alltnn_analysis::maps::Map;
 use alltnn_analysis::orientation::{
     entropy_vs_eccentricity, grating, GratingParams, OrientationTuning,
 };
-use alltnn_analysis::pinwheels::pinwheel_density;
+use alltnn_analysis::pinwheels::{pinwheel_density, PinwheelDensity};
 use alltnn_analysis::render::{self, Series};
 use alltnn_analysis::report::Report;
 use alltnn_analysis::spectrum;
@@ -381,7 +381,8 @@ fn orientation_maps(
          wrapping round the sheet. Column spacing Λ: the peak of the orientation field's radial \
          power spectrum; pinwheels: winding number ±1 around a 2×2 plaquette of the orientation \
          field band-passed around 1/Λ (as Kaschube et al. 2010, so unit-level noise adds none); \
-         density ρ = pinwheels per Λ² (ρ ≈ π in cortex).",
+         density ρ = pinwheels per Λ² (ρ ≈ π in cortex), marked where the sheet holds fewer \
+         than 4 Λ².",
         args.wavelength,
         ORIENTATIONS,
         w = args.window + 1
@@ -464,7 +465,12 @@ fn orientation_maps(
                 .as_ref()
                 .map_or("–".into(), |p| p.pinwheels.to_string()),
             pinwheels.as_ref().map_or("–".into(), |p| {
-                format!("{:.2} [{:.2}, {:.2}]", p.density, p.ci_low, p.ci_high)
+                let mark = if density_reliable(p) {
+                    ""
+                } else {
+                    " (sheet < 4 Λ²)"
+                };
+                format!("{:.2} [{:.2}, {:.2}]{mark}", p.density, p.ci_low, p.ci_high)
             }),
         ]);
         layer_values.push(json!({
@@ -476,6 +482,7 @@ fn orientation_maps(
             "entropy_vs_eccentricity": profile,
             "cluster_size": finite_or_null(maps.cluster_size),
             "pinwheels": pinwheels,
+            "pinwheel_density_reliable": pinwheels.as_ref().map(density_reliable),
         }));
     }
     out.write("orientation_eccentricity.csv", csv.as_bytes())?;
@@ -536,6 +543,12 @@ fn orientation_maps(
         "window": args.window,
         "layers": layer_values,
     }))
+}
+
+/// A density needs several columns: on a sheet smaller than 4 Λ² (e.g. a map with one
+/// domain across the sheet) the count is a handful and the blocks of the bootstrap are few.
+fn density_reliable(p: &PinwheelDensity) -> bool {
+    p.area_in_lambda2 >= 4.0
 }
 
 fn finite_or_null(v: f64) -> Value {
