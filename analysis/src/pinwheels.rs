@@ -19,7 +19,9 @@ use rustfft::num_complex::Complex;
 use serde::Serialize;
 
 use crate::maps::Map;
-use crate::spectrum::{dominant_period, fft_2d, ifft_2d, tapered_orientation_power_spectrum};
+use crate::spectrum::{
+    dominant_period, fft_2d, frequency, ifft_2d, tapered_orientation_power_spectrum,
+};
 
 /// Standard deviation of the Gaussian ring of [`find_pinwheels_filtered`], in units of its
 /// centre frequency `1 / Λ`.
@@ -153,17 +155,10 @@ fn band_pass_orientation_field(preferred: &Map, lambda: f64) -> Vec<Complex<f64>
     }
     fft_2d(&mut data, prows, pcols);
     let (centre, sigma) = (1.0 / lambda, BAND_WIDTH / lambda);
-    let signed = |i: usize, len: usize| {
-        if i <= len / 2 {
-            i as f64
-        } else {
-            i as f64 - len as f64
-        }
-    };
     for u in 0..prows {
-        let fu = signed(u, prows) / prows as f64;
+        let fu = frequency(u, prows);
         for v in 0..pcols {
-            let fv = signed(v, pcols) / pcols as f64;
+            let fv = frequency(v, pcols);
             let f = fu.hypot(fv);
             let gain = if f == 0.0 {
                 0.0

@@ -194,17 +194,10 @@ fn ring_spectrum(
     let rings = side / 2 + 1;
     let mut sums = vec![0.0f64; rings];
     let mut counts = vec![0usize; rings];
-    let signed = |i: usize, len: usize| {
-        if i <= len / 2 {
-            i as f64
-        } else {
-            i as f64 - len as f64
-        }
-    };
     for u in 0..rows {
-        let fu = signed(u, rows) / rows as f64;
+        let fu = frequency(u, rows);
         for v in 0..cols {
-            let fv = signed(v, cols) / cols as f64;
+            let fv = frequency(v, cols);
             let ring = (fu.hypot(fv) * side as f64).round() as usize;
             if ring < rings {
                 sums[ring] += data[u * cols + v].norm_sqr() / norm;
@@ -223,6 +216,17 @@ fn ring_spectrum(
             },
         })
         .collect()
+}
+
+/// Spatial frequency (cycles per unit) of FFT bin `i` of `len`: bins past the middle are the
+/// negative frequencies.
+pub(crate) fn frequency(i: usize, len: usize) -> f64 {
+    let signed = if i <= len / 2 {
+        i as f64
+    } else {
+        i as f64 - len as f64
+    };
+    signed / len as f64
 }
 
 /// In-place 2-D DFT of a row-major `rows x cols` array: rows, then columns.

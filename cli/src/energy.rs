@@ -100,7 +100,7 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn file_stem(path: &Path) -> String {
+pub fn file_stem(path: &Path) -> String {
     path.file_stem()
         .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
 }

@@ -27,7 +27,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
-use crate::energy;
+use crate::energy::{self, file_stem};
 use crate::outputs::{NpyStream, OutputDir};
 use crate::stimuli::{self, Stimuli};
 use crate::weights::{self, LoadOptions};
@@ -164,11 +164,6 @@ pub fn analyse(args: &Args) -> Result<Value> {
     out.write("index.html", report.html().as_bytes())?;
     out.commit()?;
     Ok(summary)
-}
-
-pub fn file_stem(path: &Path) -> String {
-    path.file_stem()
-        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned())
 }
 
 fn describe(spec: &ModelSpec) -> String {
