@@ -193,24 +193,25 @@ fn smoothness(model: &alltnn_converter::ImportedModel, report: &mut Report) -> V
     let variants = ["4_circular", "4_open", "8_circular", "8_open"];
     let mut headers = vec!["layer", "kind"];
     headers.extend(variants);
-    let rows: Vec<Vec<String>> = value["layers"]
+    let mut rows: Vec<Vec<String>> = value["layers"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|l| {
-            let mut row = vec![l["layer"].to_string(), l["kind"].to_string()];
+            let kind = l["kind"].as_str().unwrap_or_default().replace('_', " ");
+            let mut row = vec![l["layer"].to_string(), kind];
             row.extend(variants.iter().map(|v| fmt(l[*v].as_f64())));
             row
         })
         .collect();
-    report.table(&headers, &rows);
-    let mut total = vec!["smoothness".to_string(), String::new()];
+    let mut total = vec!["smoothness 1/Σ".to_string(), String::new()];
     total.extend(
         variants
             .iter()
             .map(|v| fmt(value["smoothness"][*v].as_f64())),
     );
-    report.table(&headers, &[total]);
+    rows.push(total);
+    report.table(&headers, &rows);
     value
 }
 
