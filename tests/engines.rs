@@ -12,23 +12,13 @@ use support::*;
 
 /// Converts fixture `name` to `model.tnn` and `model.onnx` (with activations) in `dir`.
 fn convert(name: &str, dir: &Path) -> [PathBuf; 2] {
-    let weights = fixtures().join(name).join("weights.h5");
-    ["model.tnn", "model.onnx"].map(|file| {
+    [
+        ("model.tnn", &[][..]),
+        ("model.onnx", &["--activations"][..]),
+    ]
+    .map(|(file, extra)| {
         let model = dir.join(file);
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
-            &"convert",
-            &weights,
-            &"--image-size",
-            &"48",
-            &"--strides",
-            &"2,1,1,1",
-            &"-o",
-            &model,
-        ];
-        if file.ends_with(".onnx") {
-            args.push(&"--activations");
-        }
-        alltnn_ok(&args);
+        convert_fixture_to(name, &model, extra);
         model
     })
 }

@@ -6,24 +6,15 @@ mod support;
 
 use support::*;
 
-/// `strides`: conv checkpoints do not store them, and the tiny CNN's shapes fit several.
-fn parity(name: &str, strides: &str) {
+/// Conversion passes strides (`convert_fixture`): conv checkpoints do not store them, and the
+/// tiny CNN's shapes fit several.
+fn parity(name: &str) {
     let fixture = fixtures().join(name);
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("reference.json")).unwrap())
             .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model.tnn");
-    alltnn_ok(&[
-        &"convert",
-        &fixture.join("weights.h5"),
-        &"--image-size",
-        &"48",
-        &"--strides",
-        &strides,
-        &"-o",
-        &model,
-    ]);
+    let model = convert_fixture(name, tmp.path(), &[]);
 
     // Preprocessed float input, batch 4 over 6 stimuli: a full and a partial batch.
     let out = tmp.path().join("out");
@@ -105,12 +96,12 @@ fn parity(name: &str, strides: &str) {
 
 #[test]
 fn tiny_alltnn_matches_keras() {
-    parity("tiny-alltnn", "2,1,1,1");
+    parity("tiny-alltnn");
 }
 
 #[test]
 fn tiny_cnn_matches_keras() {
-    parity("tiny-cnn", "2,1,1,1");
+    parity("tiny-cnn");
 }
 
 #[test]
@@ -149,23 +140,12 @@ fn info_reports_the_fixture_architecture() {
 /// and two threads; one and two threads give byte-identical files.
 #[test]
 fn simd_and_scalar_kernels_agree() {
-    for (name, strides) in [("tiny-alltnn", "2,1,1,1"), ("tiny-cnn", "2,1,1,1")] {
+    for name in ["tiny-alltnn", "tiny-cnn"] {
         let fixture = fixtures().join(name);
         let tmp = tempfile::tempdir().unwrap();
         for dtype in ["f32", "f16", "int8"] {
             let model = tmp.path().join(format!("{dtype}.tnn"));
-            alltnn_ok(&[
-                &"convert",
-                &fixture.join("weights.h5"),
-                &"--image-size",
-                &"48",
-                &"--strides",
-                &strides,
-                &"--dtype",
-                &dtype,
-                &"-o",
-                &model,
-            ]);
+            convert_fixture_to(name, &model, &["--dtype", dtype]);
             let run = |isa: &str, batch: &str, threads: &str| {
                 let out = tmp.path().join(format!("{dtype}-{isa}-{batch}-{threads}"));
                 let status = std::process::Command::new(env!("CARGO_BIN_EXE_alltnn"))

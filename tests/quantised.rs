@@ -52,24 +52,12 @@ fn min_cosine(got: &Array, want: &Array) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-fn fixture_models(name: &str, strides: &str, dir: &Path) -> Vec<(String, u64)> {
-    let fixture = fixtures().join(name);
+fn fixture_models(name: &str, dir: &Path) -> Vec<(String, u64)> {
     ["f32", "f16", "int8"]
         .into_iter()
         .map(|dtype| {
             let model = dir.join(format!("{dtype}.tnn"));
-            let said = alltnn_ok(&[
-                &"convert",
-                &fixture.join("weights.h5"),
-                &"--image-size",
-                &"48",
-                &"--strides",
-                &strides,
-                &"--dtype",
-                &dtype,
-                &"-o",
-                &model,
-            ]);
+            let said = convert_fixture_to(name, &model, &["--dtype", dtype]);
             assert!(said.contains(&format!("kernels {dtype}")), "{said}");
             let info = alltnn_ok(&[&"info", &model]);
             assert!(info.contains(&format!("kernels {dtype}")), "{info}");
@@ -78,10 +66,10 @@ fn fixture_models(name: &str, strides: &str, dir: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn fixture_check(name: &str, strides: &str) {
+fn fixture_check(name: &str) {
     let fixture = fixtures().join(name);
     let tmp = tempfile::tempdir().unwrap();
-    let sizes = fixture_models(name, strides, tmp.path());
+    let sizes = fixture_models(name, tmp.path());
     eprintln!("{name} sizes: {sizes:?}");
     // Kernels dominate: f16 halves and int8 quarters the file, give or take the f32 rest.
     let size = |d: &str| sizes.iter().find(|s| s.0 == d).unwrap().1 as f64;
@@ -175,12 +163,12 @@ fn fixture_check(name: &str, strides: &str) {
 
 #[test]
 fn tiny_alltnn_in_f16_and_int8() {
-    fixture_check("tiny-alltnn", "2,1,1,1");
+    fixture_check("tiny-alltnn");
 }
 
 #[test]
 fn tiny_cnn_in_f16_and_int8() {
-    fixture_check("tiny-cnn", "2,1,1,1");
+    fixture_check("tiny-cnn");
 }
 
 /// Uniform in [−1, 1) from a seed (SplitMix64).

@@ -68,6 +68,13 @@ pub fn clean_failure(out: Output) -> String {
 /// `dir/<name>.tnn`, with any further `convert` arguments (e.g. `--dtype int8`).
 pub fn convert_fixture(name: &str, dir: &Path, extra: &[&str]) -> PathBuf {
     let model = dir.join(format!("{name}.tnn"));
+    convert_fixture_to(name, &model, extra);
+    model
+}
+
+/// Converts the Keras fixture `name` as [`convert_fixture`] does, into `output` (`.tnn` or
+/// `.onnx`); returns what `convert` printed.
+pub fn convert_fixture_to(name: &str, output: &Path, extra: &[&str]) -> String {
     let weights = fixtures().join(name).join("weights.h5");
     let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
         &"convert",
@@ -77,11 +84,10 @@ pub fn convert_fixture(name: &str, dir: &Path, extra: &[&str]) -> PathBuf {
         &"--strides",
         &"2,1,1,1",
         &"-o",
-        &model,
+        &output,
     ];
     args.extend(extra.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>));
-    alltnn_ok(&args);
-    model
+    alltnn_ok(&args)
 }
 
 pub struct Array {
