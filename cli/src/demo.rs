@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use alltnn_analysis::render::{self, Series};
 use alltnn_analysis::report::Report;
 use alltnn_converter::tnn;
 use alltnn_runtime::format::DType;
@@ -334,12 +333,8 @@ fn comparison(out: &Path, results: &[Compared], quick: bool) -> Result<Report> {
             (r.title.to_string(), points)
         })
         .collect();
-    let series: Vec<Series> = profiles
-        .iter()
-        .map(|(name, points)| Series { name, points })
-        .collect();
-    let png = render::line_plot_png(
-        &series,
+    let png = maps::plot_named(
+        &profiles,
         "Layer 0: orientation entropy vs eccentricity",
         "eccentricity (units from the sheet centre)",
         "mean entropy (nats)",

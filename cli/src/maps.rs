@@ -483,23 +483,15 @@ fn orientation_maps(
     }
     out.write("orientation_eccentricity.csv", csv.as_bytes())?;
     out.write("orientation_power.csv", power_csv.as_bytes())?;
-    let series: Vec<Series> = eccentricity_series
-        .iter()
-        .map(|(name, points)| Series { name, points })
-        .collect();
-    let png = render::line_plot_png(
-        &series,
+    let png = plot_named(
+        &eccentricity_series,
         "Orientation entropy vs eccentricity",
         "eccentricity (fraction of the largest)",
         "mean entropy (nats)",
     )?;
     out.write("orientation_eccentricity.png", &png)?;
-    let series: Vec<Series> = power_series
-        .iter()
-        .map(|(name, points)| Series { name, points })
-        .collect();
-    let png = render::line_plot_png(
-        &series,
+    let png = plot_named(
+        &power_series,
         "Radial power spectrum of the orientation maps",
         "spatial frequency (cycles per unit)",
         "share of power",
@@ -545,6 +537,20 @@ fn orientation_maps(
 /// domain across the sheet) the count is a handful and the blocks of the bootstrap are few.
 fn density_reliable(p: &PinwheelDensity) -> bool {
     p.area_in_lambda2 >= 4.0
+}
+
+/// [`render::line_plot_png`] of owned, named series.
+pub fn plot_named(
+    series: &[(String, Vec<(f64, f64)>)],
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+) -> Result<Vec<u8>> {
+    let series: Vec<Series> = series
+        .iter()
+        .map(|(name, points)| Series { name, points })
+        .collect();
+    Ok(render::line_plot_png(&series, title, x_label, y_label)?)
 }
 
 fn finite_or_null(v: f64) -> Value {
