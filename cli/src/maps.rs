@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use crate::energy::{self, file_stem};
 use crate::outputs::{NpyStream, OutputDir};
 use crate::stimuli::{self, Stimuli};
-use crate::weights::{self, LoadOptions};
+use crate::weights;
 
 /// Orientations of the grating set (8 over 180°, as the original).
 const ORIENTATIONS: usize = 8;
@@ -140,7 +140,8 @@ pub fn analyse(args: &Args) -> Result<Value> {
     ));
     let mut summary = json!({ "model": args.model, "name": name });
 
-    let imported = weights::load(&args.model, &LoadOptions::default())?;
+    // From the file already mapped and verified, not read again.
+    let imported = weights::from_tnn(&file, &args.model)?;
     summary["smoothness"] = smoothness(&imported, &mut report);
 
     let batch = args.batch as usize;

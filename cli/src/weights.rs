@@ -123,6 +123,12 @@ fn read_tnn(path: &Path) -> Result<ImportedModel> {
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
     let bytes = AlignedBytes::from_slice(&bytes);
     let file = TnnFile::parse_verified(&bytes).with_context(|| format!("{}", path.display()))?;
+    from_tnn(&file, path)
+}
+
+/// The spec and f32 tensors of a parsed `.tnn` file (read from `path`, named in errors); f16
+/// and int8 kernels come back dequantised.
+pub fn from_tnn(file: &TnnFile<'_>, path: &Path) -> Result<ImportedModel> {
     let tensors = file
         .spec()
         .tensors()?
@@ -132,7 +138,6 @@ fn read_tnn(path: &Path) -> Result<ImportedModel> {
                 TensorRole::Kernel => file.weights(&t.name()),
                 _ => file.tensor_f32(&t.name()).map(Weights::F32),
             };
-            // f16 and int8 kernels come back dequantised.
             let data = values
                 .with_context(|| format!("{}", path.display()))?
                 .to_f32(*t.shape.last().unwrap_or(&0));
