@@ -3,13 +3,17 @@
 //! output columns. Inputs are read in place, without gathering patches: a patch is a few
 //! contiguous runs of the input image (one per kernel row).
 //!
-//! Three implementations, picked once per process ([`isa`]): the portable scalar reference,
-//! and on x86-64 AVX2+FMA and AVX-512 kernels that convert f16 (F16C) and int8 weights in
-//! registers and keep a tile of outputs × batch in registers while the block streams by, so
+//! Implementations, picked once per process ([`isa`]): the portable scalar reference, on
+//! x86-64 AVX2+FMA and AVX-512 kernels, and on AArch64 a NEON kernel; the SIMD ones convert f16
+//! and int8 weights in registers and keep a tile of outputs × batch in registers while the block streams by, so
 //! each weight is loaded once per four images. Within one output the sum runs over `j` in
 //! order in every implementation, so results do not depend on tiling or thread count; the
 //! SIMD paths differ from the scalar one only by fused multiply-add rounding.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod tiles;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -28,14 +32,20 @@ pub enum Isa {
     Avx2,
     /// AVX-512 F/BW/VL with FMA and F16C.
     Avx512,
+    /// AArch64 Advanced SIMD.
+    Neon,
 }
 
 impl Isa {
+    /// Every instruction set, scalar first.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
         }
     }
 
@@ -69,7 +79,21 @@ impl Isa {
                 return Isa::Avx2;
             }
         }
+        // Every AArch64 Linux target has NEON; a soft-float one does not.
+        if cfg!(all(target_arch = "aarch64", target_feature = "neon")) {
+            return Isa::Neon;
+        }
         Isa::Scalar
+    }
+
+    /// Whether this CPU can run it.
+    pub fn is_supported(self) -> bool {
+        let best = Isa::best();
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => matches!(best, Isa::Avx2 | Isa::Avx512),
+            Isa::Avx512 | Isa::Neon => best == self,
+        }
     }
 
     fn code(self) -> u8 {
@@ -77,6 +101,7 @@ impl Isa {
             Isa::Scalar => 1,
             Isa::Avx2 => 2,
             Isa::Avx512 => 3,
+            Isa::Neon => 4,
         }
     }
 }
@@ -84,12 +109,13 @@ impl Isa {
 static SELECTED: AtomicU8 = AtomicU8::new(0);
 
 /// The instruction set in use: [`Isa::best`] unless [`set_isa`] chose another (with `std`,
-/// the environment variable `ALLTNN_ISA=scalar|avx2|avx512` does the same at first use).
+/// the environment variable `ALLTNN_ISA=scalar|avx2|avx512|neon` does the same at first use).
 pub fn isa() -> Isa {
     match SELECTED.load(Ordering::Relaxed) {
         1 => Isa::Scalar,
         2 => Isa::Avx2,
         3 => Isa::Avx512,
+        4 => Isa::Neon,
         _ => {
             let chosen = from_env().unwrap_or_else(Isa::best);
             SELECTED.store(chosen.code(), Ordering::Relaxed);
@@ -101,9 +127,7 @@ pub fn isa() -> Isa {
 #[cfg(feature = "std")]
 fn from_env() -> Option<Isa> {
     let wanted = std::env::var("ALLTNN_ISA").ok()?;
-    let isa = [Isa::Scalar, Isa::Avx2, Isa::Avx512]
-        .into_iter()
-        .find(|i| i.name() == wanted)?;
+    let isa = Isa::ALL.into_iter().find(|i| i.name() == wanted)?;
     set_isa(isa).ok()
 }
 
@@ -114,14 +138,8 @@ fn from_env() -> Option<Isa> {
 
 /// Selects the instruction set; refuses one this CPU lacks (returns the best there is).
 pub fn set_isa(isa: Isa) -> Result<Isa, Isa> {
-    let best = Isa::best();
-    let supported = match isa {
-        Isa::Scalar => true,
-        Isa::Avx2 => best != Isa::Scalar,
-        Isa::Avx512 => best == Isa::Avx512,
-    };
-    if !supported {
-        return Err(best);
+    if !isa.is_supported() {
+        return Err(Isa::best());
     }
     SELECTED.store(isa.code(), Ordering::Relaxed);
     Ok(isa)
@@ -218,8 +236,11 @@ pub(crate) unsafe fn accumulate_unchecked(
 /// # Safety
 /// As [`accumulate_unchecked`], and this CPU must support `isa`.
 #[allow(clippy::too_many_arguments)]
-// Off x86-64 every `isa` is the scalar one.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+// Elsewhere every `isa` is the scalar one.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(unused_variables)
+)]
 unsafe fn accumulate_with(
     isa: Isa,
     w: Weights<'_>,
@@ -237,6 +258,12 @@ unsafe fn accumulate_with(
     if isa != Isa::Scalar {
         // SAFETY: forwarded from the caller.
         unsafe { x86::accumulate(isa, w, width, cols, x, batch, out, out_stride) };
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if isa == Isa::Neon {
+        // SAFETY: forwarded from the caller.
+        unsafe { neon::accumulate(w, width, cols, x, batch, out, out_stride) };
         return;
     }
     match w {
@@ -292,11 +319,7 @@ mod tests {
 
     /// Every instruction set this CPU has, scalar first.
     fn available() -> Vec<Isa> {
-        let best = Isa::best();
-        [Isa::Scalar, Isa::Avx2, Isa::Avx512]
-            .into_iter()
-            .filter(|&i| i == Isa::Scalar || i == Isa::Avx2 && best != Isa::Scalar || i == best)
-            .collect()
+        Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
     }
 
     #[allow(clippy::too_many_arguments)]

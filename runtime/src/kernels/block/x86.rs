@@ -1,32 +1,11 @@
-//! AVX2 and AVX-512 versions of [`super::accumulate`]. One algorithm, stamped out per
-//! instruction set by `tiles!` over that set's vector helpers: a tile of up to 4 vectors of
-//! output columns × up to 4 images is held in registers while the block's rows stream by; each
-//! row's weights are loaded (and converted from f16/int8) once per tile.
+//! AVX2 and AVX-512 versions of [`super::accumulate`]: `tiles!` over each set's vector helpers.
 
 use core::arch::x86_64::*;
 use core::ops::Range;
 
+use super::tiles::*;
 use super::{Inputs, Isa};
 use crate::kernels::weights::Weights;
-
-/// Vectors of columns per tile.
-const T: usize = 4;
-/// Rows ahead that the row-by-row path prefetches for int8 and f16 weights (measured on the
-/// paper model at batch 1; 16 and 32 rows did less for int8, 32 and 64 for f16).
-const fn ahead(weight_bytes: usize) -> usize {
-    if weight_bytes == 1 {
-        64
-    } else {
-        16
-    }
-}
-/// Weight bytes of one chunk of rows in the tiled path: well inside L2. The unit tests use
-/// chunks of a few rows, so that their small random blocks cross chunk boundaries everywhere.
-const CHUNK_BYTES: usize = if cfg!(test) { 64 } else { 256 * 1024 };
-/// Rows per chunk at least, so that loading and storing the accumulators stays negligible.
-const MIN_CHUNK: usize = if cfg!(test) { 2 } else { 32 };
-/// Cache line bytes.
-const LINE: usize = 64;
 
 /// # Safety
 /// As [`super::accumulate_unchecked`], and `isa` must be supported by this CPU.
@@ -59,252 +38,18 @@ pub(super) unsafe fn accumulate(
     }
 }
 
-/// The tiled kernel for one weight type, written against the enclosing module's `V`, `L`,
-/// `zero`, `splat`, `fma`, `load_out`, `store_out` and the given loader.
-macro_rules! tiles {
-    ($features:literal, $name:ident, $tile:ident, $rows:ident, $quad:ident, $t:ty, $load:ident) => {
-        /// # Safety
-        /// As [`super::accumulate`]; the CPU has the module's features.
-        #[target_feature(enable = $features)]
-        pub(super) unsafe fn $name(
-            w: *const $t,
-            width: usize,
-            cols: Range<usize>,
-            x: Inputs<'_>,
-            batch: usize,
-            (out, out_stride): (*mut f32, usize),
-        ) {
-            if batch < 4 {
-                for b in 0..batch {
-                    // SAFETY: image `b` lies inside the caller's bounds.
-                    unsafe {
-                        let xb = x.data.as_ptr().add(x.base + b * x.batch_stride);
-                        let ob = out.add(b * out_stride + cols.start);
-                        $rows(w.add(cols.start), width, cols.len(), &x, xb, ob);
-                    }
-                }
-                return;
-            }
-            // A column tile alone would walk the block's rows with a whole-row stride (for the
-            // widest layers a page per row, which no prefetcher follows), so the rows are
-            // taken in chunks that every tile and image group uses while they are in L2.
-            let k = x.rows * x.row_len;
-            let size = core::mem::size_of::<$t>();
-            let chunk = if cols.len() <= T * L {
-                k
-            } else {
-                (CHUNK_BYTES / (cols.len() * size)).max(MIN_CHUNK)
-            };
-            let tiles = cols.len().div_ceil(T * L);
-            let calls = tiles * batch.div_ceil(4);
-            for j0 in (0..k).step_by(chunk) {
-                let rows = j0..(j0 + chunk).min(k);
-                // Whole rows are contiguous, and so is what follows this chunk: the next chunk,
-                // or past the block the next position's (blocks of a layer are stored in
-                // order). Every tile call of this chunk fetches its share of that into L2, so
-                // the stream from memory overlaps the arithmetic instead of preceding it. (A
-                // prefetch never faults, so the last block's overrun is harmless.)
-                let (mut next, share) = if cols.len() == width {
-                    let lines = chunk.min(k) * width * size / LINE;
-                    (
-                        w.wrapping_add(rows.end * width).cast::<u8>(),
-                        lines.div_ceil(calls),
-                    )
-                } else {
-                    (core::ptr::null(), 0)
-                };
-                let mut c = cols.start;
-                while c < cols.end {
-                    let n = (cols.end - c).min(T * L);
-                    let mut b = 0;
-                    while b < batch {
-                        let r = rows.clone();
-                        let pf = (next, share);
-                        // SAFETY: the tile lies inside the caller's bounds.
-                        let step = unsafe {
-                            let xb = x.data.as_ptr().add(x.base + b * x.batch_stride);
-                            let ob = out.add(b * out_stride + c);
-                            let wc = w.add(c);
-                            match batch - b {
-                                1 => $tile::<1>(wc, width, n, &x, r, pf, xb, ob, out_stride),
-                                2 => $tile::<2>(wc, width, n, &x, r, pf, xb, ob, out_stride),
-                                3 => $tile::<3>(wc, width, n, &x, r, pf, xb, ob, out_stride),
-                                _ => $tile::<4>(wc, width, n, &x, r, pf, xb, ob, out_stride),
-                            }
-                        };
-                        next = next.wrapping_add(share * LINE);
-                        b += step;
-                    }
-                    c += n;
-                }
-            }
-        }
+/// Asks for the line at `p` in L1 (a prefetch never faults, wherever `p` points).
+#[inline]
+#[target_feature(enable = "sse")]
+fn prefetch_l1(p: *const i8) {
+    _mm_prefetch::<_MM_HINT_T0>(p)
+}
 
-        /// `n` columns of one image, the block streamed row by row (sequential reads, which
-        /// is what a memory-bound small batch needs): four rows with non-zero inputs at a time
-        /// update the outputs, which stay in L1.
-        #[target_feature(enable = $features)]
-        unsafe fn $rows(
-            w: *const $t,
-            width: usize,
-            n: usize,
-            x: &Inputs<'_>,
-            xb: *const f32,
-            out: *mut f32,
-        ) {
-            let mut pending = [(0f32, 0usize); 4];
-            let mut count = 0;
-            for row in 0..x.rows {
-                for i in 0..x.row_len {
-                    // SAFETY: inside the image's inputs.
-                    let xv = unsafe { *xb.add(row * x.row_stride + i) };
-                    if xv == 0.0 {
-                        continue;
-                    }
-                    let j = row * x.row_len + i;
-                    // Int8 and f16 rows are a quarter and a half of the bytes for the same work,
-                    // too few lines in flight for the hardware prefetcher to keep up: ask for a
-                    // row further down the block now (measured on the paper model: int8 8.4 →
-                    // 4.5 ms/image, f16 13.2 → 11.1; it slowed f32).
-                    let size = core::mem::size_of::<$t>();
-                    if size <= 2 {
-                        for t in (0..n).step_by(LINE / size) {
-                            // A prefetch never faults, even past the block.
-                            _mm_prefetch::<_MM_HINT_T0>(
-                                w.wrapping_add((j + ahead(size)) * width + t).cast(),
-                            );
-                        }
-                    }
-                    pending[count] = (xv, j);
-                    count += 1;
-                    if count == 4 {
-                        // SAFETY: rows `j` of the block, `n` columns.
-                        unsafe { $quad(w, width, n, &pending, out) };
-                        count = 0;
-                    }
-                }
-            }
-            // The last rows: the missing terms get a zero input and repeat a real row.
-            if count > 0 {
-                for p in count..4 {
-                    pending[p] = (0.0, pending[0].1);
-                }
-                // SAFETY: as above.
-                unsafe { $quad(w, width, n, &pending, out) };
-            }
-        }
-
-        /// `out[c] += Σ x_r · w[j_r, c]` over the four `(x_r, j_r)`, in order, for `n` columns.
-        #[target_feature(enable = $features)]
-        unsafe fn $quad(
-            w: *const $t,
-            width: usize,
-            n: usize,
-            rows: &[(f32, usize); 4],
-            out: *mut f32,
-        ) {
-            let (x0, x1, x2, x3) = (
-                splat(rows[0].0),
-                splat(rows[1].0),
-                splat(rows[2].0),
-                splat(rows[3].0),
-            );
-            // SAFETY: the caller's rows of the block.
-            let (w0, w1, w2, w3) = unsafe {
-                (
-                    w.add(rows[0].1 * width),
-                    w.add(rows[1].1 * width),
-                    w.add(rows[2].1 * width),
-                    w.add(rows[3].1 * width),
-                )
-            };
-            let mut c = 0;
-            while c < n {
-                let l = (n - c).min(L);
-                // SAFETY: columns `c..c + l` of the rows and outputs.
-                unsafe {
-                    let mut acc = load_out(out.add(c), l);
-                    acc = fma(x0, $load(w0.add(c), l), acc);
-                    acc = fma(x1, $load(w1.add(c), l), acc);
-                    acc = fma(x2, $load(w2.add(c), l), acc);
-                    acc = fma(x3, $load(w3.add(c), l), acc);
-                    store_out(out.add(c), acc, l);
-                }
-                c += L;
-            }
-        }
-
-        /// `n ≤ T·L` columns for `B` images over the block rows `rows`, prefetching the given
-        /// lines into L2 on the way; returns `B`.
-        #[target_feature(enable = $features)]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $tile<const B: usize>(
-            w: *const $t,
-            width: usize,
-            n: usize,
-            x: &Inputs<'_>,
-            rows: Range<usize>,
-            (mut prefetch, lines): (*const u8, usize),
-            xb: *const f32,
-            out: *mut f32,
-            out_stride: usize,
-        ) -> usize {
-            let lanes = |t: usize| n.saturating_sub(t * L).min(L);
-            // This call's share of lines to prefetch, one per row (shares never exceed the rows).
-            let end = prefetch.wrapping_add(lines * LINE);
-            let mut acc = [[zero(); T]; B];
-            for (b, acc) in acc.iter_mut().enumerate() {
-                for (t, a) in acc.iter_mut().enumerate() {
-                    if lanes(t) > 0 {
-                        // SAFETY: inside the tile.
-                        *a = unsafe { load_out(out.add(b * out_stride + t * L), lanes(t)) };
-                    }
-                }
-            }
-            // Block row j is input i of patch row j / row_len.
-            for row in rows.start / x.row_len..rows.end.div_ceil(x.row_len) {
-                // SAFETY: rows and images of the tile lie inside the inputs.
-                let xr = unsafe { xb.add(row * x.row_stride) };
-                let first = rows.start.saturating_sub(row * x.row_len);
-                let last = (rows.end - row * x.row_len).min(x.row_len);
-                for i in first..last {
-                    let j = row * x.row_len + i;
-                    // A single image skips zero inputs (post-ReLU): their weights are never
-                    // loaded.
-                    if B == 1 && unsafe { *xr.add(i) } == 0.0 {
-                        continue;
-                    }
-                    if prefetch < end {
-                        _mm_prefetch::<_MM_HINT_T1>(prefetch.cast());
-                        prefetch = prefetch.wrapping_add(LINE);
-                    }
-                    let mut wv = [zero(); T];
-                    for (t, v) in wv.iter_mut().enumerate() {
-                        if lanes(t) > 0 {
-                            // SAFETY: row `j`, columns of the tile.
-                            *v = unsafe { $load(w.add(j * width + t * L), lanes(t)) };
-                        }
-                    }
-                    for (b, acc) in acc.iter_mut().enumerate() {
-                        // SAFETY: image `b` of the tile.
-                        let xv = splat(unsafe { *xr.add(b * x.batch_stride + i) });
-                        for (a, &v) in acc.iter_mut().zip(&wv) {
-                            *a = fma(xv, v, *a);
-                        }
-                    }
-                }
-            }
-            for (b, acc) in acc.iter().enumerate() {
-                for (t, &a) in acc.iter().enumerate() {
-                    if lanes(t) > 0 {
-                        // SAFETY: inside the tile.
-                        unsafe { store_out(out.add(b * out_stride + t * L), a, lanes(t)) };
-                    }
-                }
-            }
-            B
-        }
-    };
+/// Asks for the line at `p` in L2.
+#[inline]
+#[target_feature(enable = "sse")]
+fn prefetch_l2(p: *const i8) {
+    _mm_prefetch::<_MM_HINT_T1>(p)
 }
 
 mod avx512 {
