@@ -441,34 +441,38 @@ fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: BlockB
         ),
     };
     let has_norm = layer.norm != Norm::None;
+    let act = &mut block.activation[..n_out];
+    let normed = &mut block.normalized[..if has_norm { n_out } else { 0 }];
+    // Activation and norm, position by position: pieces of whole positions on all threads.
+    let piece = kernels::piece_len(n_out / channels, channels);
     if layer.norm_first && has_norm {
-        let normed = &mut block.normalized[..n_out];
         local::forward(&shape, sharing, w.kernel, w.bias, batch, x, normed);
-        normalize(normed);
-        let act = &mut block.activation[..n_out];
-        act.copy_from_slice(normed);
-        kernels::activate(act, layer.activation);
-    } else {
-        let act = &mut block.activation[..n_out];
-        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, act);
-        kernels::activate(act, layer.activation);
-        if has_norm {
-            let normed = &mut block.normalized[..n_out];
-            normed.copy_from_slice(act);
+        kernels::zip_pieces(normed, piece, act, piece, |normed, act| {
             normalize(normed);
+            act.copy_from_slice(normed);
+            kernels::activate(act, layer.activation);
+        });
+    } else {
+        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, act);
+        if has_norm {
+            kernels::zip_pieces(act, piece, normed, piece, |act, normed| {
+                kernels::activate(act, layer.activation);
+                normed.copy_from_slice(act);
+                normalize(normed);
+            });
+        } else {
+            kernels::activate(act, layer.activation);
         }
     }
     if layer.pool_after {
-        let src: &[f32] = if layer.norm_first || !has_norm {
-            block.activation
+        let src = if layer.norm_first || !has_norm {
+            act
         } else {
-            block.normalized
+            normed
         };
-        pool::max_pool_2x2(
-            &src[..n_out],
-            batch,
-            g.output,
-            &mut block.pooled[..batch * g.pooled_len()],
-        );
+        let pooled = &mut block.pooled[..batch * g.pooled_len()];
+        kernels::zip_pieces(src, g.output_len(), pooled, g.pooled_len(), |image, out| {
+            pool::max_pool_2x2(image, 1, g.output, out)
+        });
     }
 }

@@ -20,6 +20,39 @@ pub fn activate(x: &mut [f32], activation: Activation) {
     }
 }
 
+/// Length of the pieces [`zip_pieces`] should cut `units` runs of `unit` values into: about four
+/// per thread with the `parallel` feature, one piece without.
+pub fn piece_len(units: usize, unit: usize) -> usize {
+    #[cfg(feature = "parallel")]
+    let pieces = 4 * rayon::current_num_threads();
+    #[cfg(not(feature = "parallel"))]
+    let pieces = 1;
+    units.div_ceil(pieces).max(1) * unit
+}
+
+/// `f(a_k, b_k)` for the k-th pieces of `a` (`a_len` values each) and `b` (`b_len` each), on
+/// rayon's threads with the `parallel` feature. Pieces are independent, so results do not
+/// depend on the thread count.
+pub fn zip_pieces(
+    a: &mut [f32],
+    a_len: usize,
+    b: &mut [f32],
+    b_len: usize,
+    f: impl Fn(&mut [f32], &mut [f32]) + Send + Sync,
+) {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        a.par_chunks_mut(a_len)
+            .zip(b.par_chunks_mut(b_len))
+            .for_each(|(a, b)| f(a, b));
+    }
+    #[cfg(not(feature = "parallel"))]
+    a.chunks_mut(a_len)
+        .zip(b.chunks_mut(b_len))
+        .for_each(|(a, b)| f(a, b));
+}
+
 /// Numerically stable softmax over each row of `classes` values, in place.
 pub fn softmax_rows(x: &mut [f32], classes: usize) {
     for row in x.chunks_exact_mut(classes) {
