@@ -339,7 +339,9 @@ impl<'m, 'a> Engine<'m, 'a> {
                 pooled: &mut rest[..block.pooled.len()],
             };
             let n_in = batch * model.geometry[l].input_len();
+            let t0 = std::time::Instant::now();
             run_block(model, l, &x[..n_in], batch, bufs);
+            std::eprintln!("TIMING T{l} {:.3}", t0.elapsed().as_secs_f64() * 1e3);
         }
         let last = self.blocks.len() - 1;
         let g = &model.geometry[last];
@@ -448,17 +450,30 @@ fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: BlockB
     if layer.norm_first && has_norm {
         local::forward(&shape, sharing, w.kernel, w.bias, batch, x, normed);
         kernels::zip_pieces(normed, piece, act, piece, |normed, act| {
-            normalize(normed);
-            act.copy_from_slice(normed);
-            kernels::activate(act, layer.activation);
+            // Position by position, while its values are in L1.
+            let positions = normed
+                .chunks_exact_mut(channels)
+                .zip(act.chunks_exact_mut(channels));
+            for (normed, act) in positions {
+                normalize(normed);
+                act.copy_from_slice(normed);
+                kernels::activate(act, layer.activation);
+            }
         });
     } else {
+        let t0 = std::time::Instant::now();
         local::forward(&shape, sharing, w.kernel, w.bias, batch, x, act);
+        std::eprintln!("TIMING K{l} {:.3}", t0.elapsed().as_secs_f64() * 1e3);
         if has_norm {
             kernels::zip_pieces(act, piece, normed, piece, |act, normed| {
-                kernels::activate(act, layer.activation);
-                normed.copy_from_slice(act);
-                normalize(normed);
+                let positions = act
+                    .chunks_exact_mut(channels)
+                    .zip(normed.chunks_exact_mut(channels));
+                for (act, normed) in positions {
+                    kernels::activate(act, layer.activation);
+                    normed.copy_from_slice(act);
+                    normalize(normed);
+                }
             });
         } else {
             kernels::activate(act, layer.activation);
