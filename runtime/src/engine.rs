@@ -339,9 +339,7 @@ impl<'m, 'a> Engine<'m, 'a> {
                 pooled: &mut rest[..block.pooled.len()],
             };
             let n_in = batch * model.geometry[l].input_len();
-            let t0 = std::time::Instant::now();
             run_block(model, l, &x[..n_in], batch, bufs);
-            std::eprintln!("TIMING T{l} {:.3}", t0.elapsed().as_secs_f64() * 1e3);
         }
         let last = self.blocks.len() - 1;
         let g = &model.geometry[last];
@@ -461,9 +459,7 @@ fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: BlockB
             }
         });
     } else {
-        let t0 = std::time::Instant::now();
         local::forward(&shape, sharing, w.kernel, w.bias, batch, x, act);
-        std::eprintln!("TIMING K{l} {:.3}", t0.elapsed().as_secs_f64() * 1e3);
         if has_norm {
             kernels::zip_pieces(act, piece, normed, piece, |act, normed| {
                 let positions = act
