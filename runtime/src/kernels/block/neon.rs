@@ -15,6 +15,8 @@ use crate::kernels::weights::Weights;
 
 type V = float32x4_t;
 const L: usize = 4;
+/// Images per tile in narrow layers: 16 accumulators of the 32 registers.
+const WIDE: usize = 16;
 
 /// # Safety
 /// As [`super::accumulate_unchecked`], and this CPU must have NEON.

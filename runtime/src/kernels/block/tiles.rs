@@ -19,10 +19,68 @@ pub(super) const fn ahead(weight_bytes: usize) -> usize {
 pub(super) const CHUNK_BYTES: usize = if cfg!(test) { 64 } else { 256 * 1024 };
 /// Rows per chunk at least, so that loading and storing the accumulators stays negligible.
 pub(super) const MIN_CHUNK: usize = if cfg!(test) { 2 } else { 32 };
+/// Vectors of columns up to which a layer counts as narrow (see `tiles!`).
+pub(super) const NARROW: usize = 6;
 /// Cache line bytes.
 pub(super) const LINE: usize = 64;
 
-/// The tiled kernel for one weight type, written against the enclosing module's `V`, `L`,
+/// Lines to prefetch: `per_row` lines from each of `rows` rows `stride` bytes apart, in order.
+/// Copies are handed to the tile calls of a chunk, a part each.
+#[derive(Clone, Copy)]
+pub(super) struct Stripe {
+    row: *const u8,
+    line: usize,
+    per_row: usize,
+    stride: usize,
+    left: usize,
+}
+
+impl Stripe {
+    /// The lines holding `bytes` bytes from `start` in each of `rows` rows.
+    pub(super) fn new(start: *const u8, bytes: usize, stride: usize, rows: usize) -> Stripe {
+        let skew = start as usize % LINE;
+        let per_row = (skew + bytes).div_ceil(LINE);
+        Stripe {
+            row: start.wrapping_sub(skew),
+            line: 0,
+            per_row,
+            stride,
+            left: per_row * rows,
+        }
+    }
+
+    pub(super) fn lines(&self) -> usize {
+        self.left
+    }
+
+    /// Lines `from..from + count` of this stripe (fewer past its end).
+    pub(super) fn part(mut self, from: usize, count: usize) -> Stripe {
+        let from = from.min(self.left);
+        self.row = self.row.wrapping_add(from / self.per_row * self.stride);
+        self.line = from % self.per_row;
+        self.left = count.min(self.left - from);
+        self
+    }
+
+    /// The next line's address (stepping by wrapping arithmetic: the lines may lie past the
+    /// weights, where only prefetches, which never fault, go).
+    #[inline(always)]
+    pub(super) fn next(&mut self) -> Option<*const u8> {
+        if self.left == 0 {
+            return None;
+        }
+        let at = self.row.wrapping_add(self.line * LINE);
+        self.left -= 1;
+        self.line += 1;
+        if self.line == self.per_row {
+            self.line = 0;
+            self.row = self.row.wrapping_add(self.stride);
+        }
+        Some(at)
+    }
+}
+
+/// The tiled kernel for one weight type, written against the enclosing module's `V`, `L`, `WIDE`,
 /// `zero`, `splat`, `fma`, `load_out`, `store_out`, `prefetch_l1`, `prefetch_l2` and the given
 /// loader.
 macro_rules! tiles {
@@ -59,45 +117,58 @@ macro_rules! tiles {
             } else {
                 (CHUNK_BYTES / (cols.len() * size)).max(MIN_CHUNK)
             };
-            let tiles = cols.len().div_ceil(T * L);
-            let calls = tiles * batch.div_ceil(4);
+            // Narrow layers (up to NARROW vectors: the paper's first three) are faster with
+            // one-vector tiles over WIDE images — a 4-vector tile there is partly masked, and
+            // each row's weights then serve the whole batch at once (paper model, AVX-512,
+            // batch 16: layers 1 and 2 −13 %; wider layers lose).
+            let narrow = batch >= WIDE && cols.len().div_ceil(L) <= NARROW;
+            let (vectors, group) = if narrow { (1, WIDE) } else { (T, 4) };
+            let calls = cols.len().div_ceil(vectors * L) * batch.div_ceil(group);
             for j0 in (0..k).step_by(chunk) {
                 let rows = j0..(j0 + chunk).min(k);
-                // Whole rows are contiguous, and so is what follows this chunk: the next chunk,
-                // or past the block the next position's (blocks of a layer are stored in
-                // order). Every tile call of this chunk fetches its share of that into L2, so
-                // the stream from memory overlaps the arithmetic instead of preceding it. (A
-                // prefetch never faults, so the last block's overrun is harmless.)
-                let (mut next, share) = if cols.len() == width {
-                    let lines = chunk.min(k) * width * size / LINE;
-                    (
-                        w.wrapping_add(rows.end * width).cast::<u8>(),
-                        lines.div_ceil(calls),
-                    )
+                // The same columns of the rows that follow this chunk: the next chunk or, past
+                // the block, the next position's (blocks of a layer are stored in order). Every
+                // tile call of this chunk fetches its share of them into L2, so the stream from
+                // memory overlaps the arithmetic instead of preceding it. (A prefetch never
+                // faults, so the last block's overrun is harmless.)
+                let start = w.wrapping_add(rows.end * width + cols.start).cast();
+                let next = if cols.len() == width {
+                    // Whole rows: one run, without the lines that rows share.
+                    Stripe::new(start, chunk * width * size, 0, 1)
                 } else {
-                    (core::ptr::null(), 0)
+                    Stripe::new(start, cols.len() * size, width * size, chunk)
                 };
+                let share = next.lines().div_ceil(calls);
+                let mut call = 0;
                 let mut c = cols.start;
                 while c < cols.end {
-                    let n = (cols.end - c).min(T * L);
+                    let n = (cols.end - c).min(vectors * L);
                     let mut b = 0;
                     while b < batch {
                         let r = rows.clone();
-                        let pf = (next, share);
+                        let pf = next.part(call * share, share);
+                        call += 1;
                         // SAFETY: the tile lies inside the caller's bounds.
-                        let step = unsafe {
+                        b += unsafe {
                             let xb = x.data.as_ptr().add(x.base + b * x.batch_stride);
                             let ob = out.add(b * out_stride + c);
                             let wc = w.add(c);
-                            match batch - b {
-                                1 => $tile::<1>(wc, width, n, &x, r, pf, xb, ob, out_stride),
-                                2 => $tile::<2>(wc, width, n, &x, r, pf, xb, ob, out_stride),
-                                3 => $tile::<3>(wc, width, n, &x, r, pf, xb, ob, out_stride),
-                                _ => $tile::<4>(wc, width, n, &x, r, pf, xb, ob, out_stride),
+                            match (narrow, batch - b) {
+                                (true, WIDE..) => {
+                                    $tile::<1, WIDE>(wc, width, n, &x, r, pf, xb, ob, out_stride)
+                                }
+                                (_, 1) => {
+                                    $tile::<T, 1>(wc, width, n, &x, r, pf, xb, ob, out_stride)
+                                }
+                                (_, 2) => {
+                                    $tile::<T, 2>(wc, width, n, &x, r, pf, xb, ob, out_stride)
+                                }
+                                (_, 3) => {
+                                    $tile::<T, 3>(wc, width, n, &x, r, pf, xb, ob, out_stride)
+                                }
+                                _ => $tile::<T, 4>(wc, width, n, &x, r, pf, xb, ob, out_stride),
                             }
                         };
-                        next = next.wrapping_add(share * LINE);
-                        b += step;
                     }
                     c += n;
                 }
@@ -196,25 +267,23 @@ macro_rules! tiles {
             }
         }
 
-        /// `n ≤ T·L` columns for `B` images over the block rows `rows`, prefetching the given
-        /// lines into L2 on the way; returns `B`.
+        /// `n ≤ TV·L` columns for `B` images over the block rows `rows`, prefetching the given
+        /// lines into L2 on the way (one per row); returns `B`.
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        unsafe fn $tile<const B: usize>(
+        unsafe fn $tile<const TV: usize, const B: usize>(
             w: *const $t,
             width: usize,
             n: usize,
             x: &Inputs<'_>,
             rows: Range<usize>,
-            (mut prefetch, lines): (*const u8, usize),
+            mut prefetch: Stripe,
             xb: *const f32,
             out: *mut f32,
             out_stride: usize,
         ) -> usize {
             let lanes = |t: usize| n.saturating_sub(t * L).min(L);
-            // This call's share of lines to prefetch, one per row (shares never exceed the rows).
-            let end = prefetch.wrapping_add(lines * LINE);
-            let mut acc = [[zero(); T]; B];
+            let mut acc = [[zero(); TV]; B];
             for (b, acc) in acc.iter_mut().enumerate() {
                 for (t, a) in acc.iter_mut().enumerate() {
                     if lanes(t) > 0 {
@@ -236,11 +305,10 @@ macro_rules! tiles {
                     if B == 1 && unsafe { *xr.add(i) } == 0.0 {
                         continue;
                     }
-                    if prefetch < end {
-                        prefetch_l2(prefetch.cast());
-                        prefetch = prefetch.wrapping_add(LINE);
+                    if let Some(line) = prefetch.next() {
+                        prefetch_l2(line.cast());
                     }
-                    let mut wv = [zero(); T];
+                    let mut wv = [zero(); TV];
                     for (t, v) in wv.iter_mut().enumerate() {
                         if lanes(t) > 0 {
                             // SAFETY: row `j`, columns of the tile.

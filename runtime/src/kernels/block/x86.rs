@@ -57,6 +57,8 @@ mod avx512 {
 
     type V = __m512;
     const L: usize = 16;
+    /// Images per tile in narrow layers: 16 accumulators of the 32 registers.
+    const WIDE: usize = 16;
 
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -147,6 +149,8 @@ mod avx2 {
 
     type V = __m256;
     const L: usize = 8;
+    /// Images per tile in narrow layers: 8 accumulators of the 16 registers.
+    const WIDE: usize = 8;
 
     /// Copies `n < 8` values into a zero-padded array: AVX2 has no masked f16/int8 loads.
     #[inline(always)]
