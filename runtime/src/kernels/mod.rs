@@ -22,7 +22,7 @@ pub fn activate(x: &mut [f32], activation: Activation) {
 
 /// Length of the pieces [`zip_pieces`] should cut `units` runs of `unit` values into: about four
 /// per thread with the `parallel` feature, one piece without.
-pub fn piece_len(units: usize, unit: usize) -> usize {
+pub(crate) fn piece_len(units: usize, unit: usize) -> usize {
     #[cfg(feature = "parallel")]
     let pieces = 4 * rayon::current_num_threads();
     #[cfg(not(feature = "parallel"))]
@@ -33,7 +33,7 @@ pub fn piece_len(units: usize, unit: usize) -> usize {
 /// `f(a_k, b_k)` for the k-th pieces of `a` (`a_len` values each) and `b` (`b_len` each), on
 /// rayon's threads with the `parallel` feature. Pieces are independent, so results do not
 /// depend on the thread count.
-pub fn zip_pieces(
+pub(crate) fn zip_pieces(
     a: &mut [f32],
     a_len: usize,
     b: &mut [f32],

@@ -66,6 +66,7 @@ pub fn batch_norm(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     #[test]
     fn layer_norm_of_a_known_vector() {
@@ -82,6 +83,43 @@ mod tests {
         let want = [-2.0 * s, -2.0 * s, 0.5, 3.0 * s, 0.0, 0.0, 0.5, 0.0];
         for (a, b) in x.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn layer_norm_matches_a_two_pass_f64_evaluation() {
+        // 19 channels: two full groups of eight partial sums and a remainder.
+        let c = 19;
+        let x: Vec<f32> = (0..3 * c)
+            .map(|i| ((i * 37) % 23) as f32 * 0.7 - 5.0)
+            .collect();
+        let gamma: Vec<f32> = (0..c).map(|i| 0.5 + i as f32 * 0.1).collect();
+        let beta: Vec<f32> = (0..c).map(|i| i as f32 * -0.2).collect();
+        for affine in [false, true] {
+            let mut got = x.clone();
+            let (g, b) = if affine {
+                (Some(&gamma[..]), Some(&beta[..]))
+            } else {
+                (None, None)
+            };
+            layer_norm(&mut got, c, 1e-3, g, b);
+            for (p, v) in x.chunks(c).enumerate() {
+                let mean = v.iter().map(|&a| a as f64).sum::<f64>() / c as f64;
+                let var = v.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / c as f64;
+                for (i, &a) in v.iter().enumerate() {
+                    let (g, b) = if affine {
+                        (gamma[i], beta[i])
+                    } else {
+                        (1.0, 0.0)
+                    };
+                    let want = (a as f64 - mean) / (var + 1e-3).sqrt() * g as f64 + b as f64;
+                    let got = got[p * c + i] as f64;
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "{affine} {p} {i}: {got} vs {want}"
+                    );
+                }
+            }
         }
     }
 

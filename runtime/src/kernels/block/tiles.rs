@@ -1,7 +1,8 @@
 //! The block kernel's algorithm, shared by the SIMD instruction sets: `tiles!` stamps it out
-//! over one set's vector helpers. A tile of up to `T` vectors of output columns × up to 4 images
-//! is held in registers while the block's rows stream by; each row's weights are loaded (and
-//! converted from f16/int8) once per tile. Batches under 4 stream the block row by row instead.
+//! over one set's vector helpers. A tile of outputs — up to `T` vectors of columns × 4 images,
+//! or in narrow layers one vector × `WIDE` images — is held in registers while the block's rows
+//! stream by; each row's weights are loaded (and converted from f16/int8) once per tile.
+//! Batches under 4 stream the block row by row instead.
 
 /// Vectors of columns per tile.
 pub(super) const T: usize = 4;
@@ -268,7 +269,8 @@ macro_rules! tiles {
         }
 
         /// `n ≤ TV·L` columns for `B` images over the block rows `rows`, prefetching the given
-        /// lines into L2 on the way (one per row); returns `B`.
+        /// lines into L2 on the way; returns `B`. (At most one line per row: below 16 images a
+        /// chunk's tile calls cover only part of the next chunk, and the hardware the rest.)
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
         unsafe fn $tile<const TV: usize, const B: usize>(
