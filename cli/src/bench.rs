@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alltnn_runtime::engine::{Engine, Model};
+use alltnn_runtime::engine::{Engine, Model, Stage};
 use alltnn_runtime::kernels::block;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
@@ -34,10 +34,16 @@ pub struct Args {
     /// Seconds to keep timing each engine and batch size, at least.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Also time each layer of this runtime: its kernel, and activation + norm + pooling.
+    #[arg(long)]
+    layers: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
 }
+
+/// Median seconds per batch of each stage of a run, in the order they finish.
+type Profile = Vec<(Stage, f64)>;
 
 struct Timing {
     engine: &'static str,
@@ -77,13 +83,18 @@ pub fn run(args: Args) -> Result<()> {
     let max_batch = args.batch.iter().copied().max().unwrap_or(1);
     let input = inputs(max_batch * spec.input_len());
     let mut timings = Vec::new();
+    let mut profiles = Vec::new();
     for &kind in &args.engines {
         for &batch in &args.batch {
             let images = &input[..batch * spec.input_len()];
             let timing = match kind {
                 EngineKind::Native => {
                     let mut engine = Engine::new(&model, batch)?;
-                    time(&mut engine, images, batch, &args)?
+                    let timing = time(&mut engine, images, batch, &args)?;
+                    if args.layers {
+                        profiles.push((batch, profile(&mut engine, images, args.runs)?));
+                    }
+                    timing
                 }
                 #[cfg(any(feature = "tract", feature = "ort"))]
                 peer => {
@@ -134,12 +145,49 @@ pub fn run(args: Args) -> Result<()> {
             "weight_gb_per_s": gbs, "times_floor": of_floor,
         }));
     }
+    let mut layers = Vec::new();
+    for (batch, stages) in &profiles {
+        println!("native, batch {batch}, per layer (median ms per batch):");
+        println!(
+            "{:<9}{:>10}{:>22}{:>14}{:>14}",
+            "layer", "kernel", "activation+norm+pool", "weights MB", "kernel GB/s"
+        );
+        let mut rows = Vec::new();
+        for l in 0..spec.layers.len() {
+            let at = |stage| {
+                stages
+                    .iter()
+                    .find(|(s, _)| *s == stage)
+                    .map_or(0.0, |s| s.1)
+            };
+            let (kernel, rest) = (at(Stage::Kernel(l)), at(Stage::Layer(l)));
+            let w = &model.layer_weights(l).kernel;
+            let bytes = (w.len() * w.dtype().size()) as f64;
+            println!(
+                "{:<9}{:>10.3}{:>22.3}{:>14.1}{:>14.1}",
+                l,
+                kernel * 1e3,
+                rest * 1e3,
+                bytes / 1e6,
+                bytes / kernel / 1e9
+            );
+            rows.push(json!({
+                "layer": l, "kernel_ms": kernel * 1e3, "rest_ms": rest * 1e3, "weight_bytes": bytes,
+            }));
+        }
+        let readout = stages
+            .iter()
+            .find(|(s, _)| *s == Stage::Readout)
+            .map_or(0.0, |s| s.1);
+        println!("{:<9}{:>10.3}", "readout", readout * 1e3);
+        layers.push(json!({"batch": batch, "layers": rows, "readout_ms": readout * 1e3}));
+    }
     if let Some(out) = &args.json {
         let doc = json!({
             "model": path, "weight_bytes": weight_bytes, "dtype": file.kernel_dtype().map(|d| d.name()),
             "threads": rayon::current_num_threads(), "isa": block::isa().name(),
             "bandwidth_gb_per_s": bandwidth / 1e9, "floor_ms_per_batch": floor * 1e3,
-            "results": rows,
+            "results": rows, "native_layers": layers,
         });
         crate::outputs::write_atomic(out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
     }
@@ -188,6 +236,28 @@ fn time(engine: &mut dyn Backend, input: &[f32], batch: usize, args: &Args) -> R
         min: samples[0],
         max: samples[samples.len() - 1],
     })
+}
+
+/// Each stage's median over `runs` (at least 3) observed runs, after the timed ones.
+fn profile(engine: &mut Engine, input: &[f32], runs: usize) -> Result<Profile> {
+    let mut samples: Vec<Profile> = Vec::new();
+    for _ in 0..runs.max(3) {
+        let mut stages = Vec::new();
+        let mut last = Instant::now();
+        engine.run_observed(input, |stage| {
+            let now = Instant::now();
+            stages.push((stage, (now - last).as_secs_f64()));
+            last = now;
+        })?;
+        samples.push(stages);
+    }
+    let mut median = samples[0].clone();
+    for (i, (_, m)) in median.iter_mut().enumerate() {
+        let mut times: Vec<f64> = samples.iter().map(|s| s[i].1).collect();
+        times.sort_by(f64::total_cmp);
+        *m = times[times.len() / 2];
+    }
+    Ok(median)
 }
 
 /// Bytes per second read by all threads from a buffer of `bytes` (larger than the caches):

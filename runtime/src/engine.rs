@@ -306,6 +306,16 @@ impl<'m, 'a> Engine<'m, 'a> {
     /// Runs `input` (NHWC, preprocessed, 1 to `capacity` images) and returns the model output
     /// (softmax probabilities unless the spec says linear), `batch × classes`.
     pub fn run(&mut self, input: &[f32]) -> Result<&[f32], RunError> {
+        self.run_observed(input, |_| {})
+    }
+
+    /// [`run`](Self::run), calling `observe(stage)` as each stage finishes (for profiling: the
+    /// runtime has no clock of its own).
+    pub fn run_observed(
+        &mut self,
+        input: &[f32],
+        mut observe: impl FnMut(Stage),
+    ) -> Result<&[f32], RunError> {
         let per_image = self.model.spec.input_len();
         let batch = input.len() / per_image.max(1);
         if batch == 0 || batch * per_image != input.len() {
@@ -339,7 +349,8 @@ impl<'m, 'a> Engine<'m, 'a> {
                 pooled: &mut rest[..block.pooled.len()],
             };
             let n_in = batch * model.geometry[l].input_len();
-            run_block(model, l, &x[..n_in], batch, bufs);
+            run_block(model, l, &x[..n_in], batch, bufs, &mut observe);
+            observe(Stage::Layer(l));
         }
         let last = self.blocks.len() - 1;
         let g = &model.geometry[last];
@@ -363,6 +374,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         if model.spec.output == OutputActivation::Softmax {
             kernels::softmax_rows(out, classes);
         }
+        observe(Stage::Readout);
         Ok(out)
     }
 
@@ -412,7 +424,25 @@ fn block_output(block: &Block, layer: &LayerSpec) -> Range<usize> {
     }
 }
 
-fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: BlockBuffers<'_>) {
+/// What [`Engine::run_observed`] reports as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Layer `l`'s locally connected or conv kernel (with its bias).
+    Kernel(usize),
+    /// The rest of layer `l`: activation, norm and pooling.
+    Layer(usize),
+    /// The readout and the output activation.
+    Readout,
+}
+
+fn run_block(
+    model: &Model<'_>,
+    l: usize,
+    x: &[f32],
+    batch: usize,
+    block: BlockBuffers<'_>,
+    observe: &mut impl FnMut(Stage),
+) {
     let layer = &model.spec.layers[l];
     let g = &model.geometry[l];
     let w = &model.layers[l];
@@ -447,6 +477,7 @@ fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: BlockB
     let piece = kernels::piece_len(n_out / channels, channels);
     if layer.norm_first && has_norm {
         local::forward(&shape, sharing, w.kernel, w.bias, batch, x, normed);
+        observe(Stage::Kernel(l));
         kernels::zip_pieces(normed, piece, act, piece, |normed, act| {
             // Position by position, while its values are in L1.
             let positions = normed
@@ -460,6 +491,7 @@ fn run_block(model: &Model<'_>, l: usize, x: &[f32], batch: usize, block: BlockB
         });
     } else {
         local::forward(&shape, sharing, w.kernel, w.bias, batch, x, act);
+        observe(Stage::Kernel(l));
         if has_norm {
             kernels::zip_pieces(act, piece, normed, piece, |act, normed| {
                 let positions = act
