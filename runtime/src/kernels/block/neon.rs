@@ -54,15 +54,6 @@ fn prefetch_l2(p: *const i8) {
     unsafe { asm!("prfm pldl2keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags)) }
 }
 
-/// Copies `n < L` values into a zero-padded array: NEON has no masked loads.
-#[inline(always)]
-unsafe fn partial<E: Copy + Default>(p: *const E, n: usize) -> [E; L] {
-    let mut a = [E::default(); L];
-    // SAFETY: the caller's `n` values at `p`.
-    unsafe { core::ptr::copy_nonoverlapping(p, a.as_mut_ptr(), n) };
-    a
-}
-
 #[inline]
 #[target_feature(enable = "neon")]
 fn zero() -> V {
@@ -90,7 +81,7 @@ unsafe fn load_f32(p: *const f32, n: usize) -> V {
         if n >= L {
             vld1q_f32(p)
         } else {
-            vld1q_f32(partial(p, n).as_ptr())
+            vld1q_f32(partial::<_, L>(p, n).as_ptr())
         }
     }
 }
@@ -125,7 +116,7 @@ unsafe fn load_f16(p: *const u16, n: usize) -> V {
         if n >= L {
             vld1_u16(p)
         } else {
-            vld1_u16(partial(p, n).as_ptr())
+            vld1_u16(partial::<_, L>(p, n).as_ptr())
         }
     };
     let v: V;
@@ -149,7 +140,7 @@ unsafe fn load_i8(p: *const i8, n: usize) -> V {
         if n >= L {
             p.cast::<u32>().read_unaligned()
         } else {
-            u32::from_ne_bytes(partial(p, n).map(|b| b as u8))
+            u32::from_ne_bytes(partial::<_, L>(p, n).map(|b| b as u8))
         }
     };
     let wide = vmovl_s8(vcreate_s8(u64::from(bytes)));

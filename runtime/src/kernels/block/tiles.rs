@@ -25,6 +25,19 @@ pub(super) const NARROW: usize = 6;
 /// Cache line bytes.
 pub(super) const LINE: usize = 64;
 
+/// Copies `n < N` values into a zero-padded array: the tails of instruction sets without masked
+/// loads (AVX2 for f16/int8, NEON).
+///
+/// # Safety
+/// `n` values can be read at `p`.
+#[inline(always)]
+pub(super) unsafe fn partial<E: Copy + Default, const N: usize>(p: *const E, n: usize) -> [E; N] {
+    let mut a = [E::default(); N];
+    // SAFETY: the caller's `n` values at `p`.
+    unsafe { core::ptr::copy_nonoverlapping(p, a.as_mut_ptr(), n) };
+    a
+}
+
 /// Lines to prefetch: `per_row` lines from each of `rows` rows `stride` bytes apart, in order.
 /// Copies are handed to the tile calls of a chunk, a part each.
 #[derive(Clone, Copy)]

@@ -152,14 +152,6 @@ mod avx2 {
     /// Images per tile in narrow layers: 8 accumulators of the 16 registers.
     const WIDE: usize = 8;
 
-    /// Copies `n < 8` values into a zero-padded array: AVX2 has no masked f16/int8 loads.
-    #[inline(always)]
-    unsafe fn partial<E: Copy + Default>(p: *const E, n: usize) -> [E; 8] {
-        let mut a = [E::default(); 8];
-        // SAFETY: the caller's `n` values at `p`.
-        unsafe { core::ptr::copy_nonoverlapping(p, a.as_mut_ptr(), n) };
-        a
-    }
     #[inline]
     #[target_feature(enable = "avx2")]
     fn zero() -> V {
@@ -183,7 +175,7 @@ mod avx2 {
             if n >= 8 {
                 _mm256_loadu_ps(p)
             } else {
-                _mm256_loadu_ps(partial(p, n).as_ptr())
+                _mm256_loadu_ps(partial::<_, 8>(p, n).as_ptr())
             }
         }
     }
@@ -215,7 +207,7 @@ mod avx2 {
             let v = if n >= 8 {
                 _mm_loadu_si128(p.cast())
             } else {
-                _mm_loadu_si128(partial(p, n).as_ptr().cast())
+                _mm_loadu_si128(partial::<_, 8>(p, n).as_ptr().cast())
             };
             _mm256_cvtph_ps(v)
         }
@@ -228,7 +220,7 @@ mod avx2 {
             let v = if n >= 8 {
                 _mm_loadl_epi64(p.cast())
             } else {
-                _mm_loadl_epi64(partial(p, n).as_ptr().cast())
+                _mm_loadl_epi64(partial::<_, 8>(p, n).as_ptr().cast())
             };
             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
         }
