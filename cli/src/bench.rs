@@ -152,14 +152,14 @@ pub fn run(args: Args) -> Result<()> {
             "{:<9}{:>10}{:>22}{:>14}{:>14}",
             "layer", "kernel", "activation+norm+pool", "weights MB", "kernel GB/s"
         );
+        let at = |stage| {
+            stages
+                .iter()
+                .find(|(s, _)| *s == stage)
+                .map_or(0.0, |s| s.1)
+        };
         let mut rows = Vec::new();
         for l in 0..spec.layers.len() {
-            let at = |stage| {
-                stages
-                    .iter()
-                    .find(|(s, _)| *s == stage)
-                    .map_or(0.0, |s| s.1)
-            };
             let (kernel, rest) = (at(Stage::Kernel(l)), at(Stage::Layer(l)));
             let w = &model.layer_weights(l).kernel;
             let bytes = (w.len() * w.dtype().size()) as f64;
@@ -175,10 +175,7 @@ pub fn run(args: Args) -> Result<()> {
                 "layer": l, "kernel_ms": kernel * 1e3, "rest_ms": rest * 1e3, "weight_bytes": bytes,
             }));
         }
-        let readout = stages
-            .iter()
-            .find(|(s, _)| *s == Stage::Readout)
-            .map_or(0.0, |s| s.1);
+        let readout = at(Stage::Readout);
         println!("{:<9}{:>10.3}", "readout", readout * 1e3);
         layers.push(json!({"batch": batch, "layers": rows, "readout_ms": readout * 1e3}));
     }
