@@ -249,8 +249,9 @@ fn comparison(out: &Path, results: &[Compared], quick: bool) -> Result<Report> {
                 ),
                 match l0["pinwheel_density_reliable"].as_bool() {
                     Some(false) => format!(
-                        "{} (sheet < 4 Λ²)",
-                        fmt(l0["pinwheels"]["density"].as_f64())
+                        "{}{}",
+                        fmt(l0["pinwheels"]["density"].as_f64()),
+                        maps::SMALL_SHEET
                     ),
                     _ => fmt(l0["pinwheels"]["density"].as_f64()),
                 },

@@ -462,11 +462,7 @@ fn orientation_maps(
                 .as_ref()
                 .map_or("–".into(), |p| p.pinwheels.to_string()),
             pinwheels.as_ref().map_or("–".into(), |p| {
-                let mark = if density_reliable(p) {
-                    ""
-                } else {
-                    " (sheet < 4 Λ²)"
-                };
+                let mark = if density_reliable(p) { "" } else { SMALL_SHEET };
                 format!("{:.2} [{:.2}, {:.2}]{mark}", p.density, p.ci_low, p.ci_high)
             }),
         ]);
@@ -533,6 +529,9 @@ fn orientation_maps(
         "layers": layer_values,
     }))
 }
+
+/// Appended to a pinwheel density that [`density_reliable`] does not trust.
+pub const SMALL_SHEET: &str = " (sheet < 4 Λ²)";
 
 /// A density needs several columns: on a sheet smaller than 4 Λ² (e.g. a map with one
 /// domain across the sheet) the count is a handful and the blocks of the bootstrap are few.
