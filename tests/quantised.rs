@@ -2,9 +2,10 @@
 //!
 //! On the Keras fixtures (through the CLI): f16 reproduces TensorFlow's activations and
 //! probabilities within 1e-3 · max|ref|; int8 keeps every layer's activations at cosine
-//! similarity ≥ 0.99 to TensorFlow's per stimulus and the reference predictions. The
-//! paper-size check (`--ignored`, run in release) builds the paper's All-TNN with
-//! Glorot-uniform weights, stores it as f32 and int8, and compares both on 200 stimuli.
+//! similarity ≥ 0.99 to TensorFlow's per stimulus and the reference predictions, with f32
+//! activations and with int8 ones (`--engine native-a8`). The paper-size check (`--ignored`, run
+//! in release) builds the paper's All-TNN with Glorot-uniform weights, stores it as f32 and int8,
+//! and compares both on 200 stimuli, int8 with f32 and with int8 activations.
 
 mod support;
 
@@ -79,8 +80,8 @@ fn fixture_check(name: &str) {
         serde_json::from_str(&std::fs::read_to_string(fixture.join("reference.json")).unwrap())
             .unwrap();
     let layers = reference["layers"].as_array().unwrap().len();
-    for dtype in ["f16", "int8"] {
-        let out = tmp.path().join(format!("out-{dtype}"));
+    for (dtype, engine) in [("f16", "native"), ("int8", "native"), ("int8", "native-a8")] {
+        let out = tmp.path().join(format!("out-{dtype}-{engine}"));
         let model = tmp.path().join(format!("{dtype}.tnn"));
         alltnn_ok(&[
             &"infer",
@@ -91,6 +92,8 @@ fn fixture_check(name: &str) {
             &"--activations",
             &"--batch",
             &"4",
+            &"--engine",
+            &engine,
         ]);
         let mut files: Vec<String> = (0..layers).map(|l| format!("relu_{l}.npy")).collect();
         files.push("probs.npy".into());
@@ -100,13 +103,13 @@ fn fixture_check(name: &str) {
                 read_npy_f32(&fixture.join(&file)),
             );
             let cos = min_cosine(&got, &want);
-            eprintln!("{name} {dtype} {file}: min cosine {cos:.6}");
+            eprintln!("{name} {dtype} {engine} {file}: min cosine {cos:.6}");
             match dtype {
                 "f16" => {
                     let rel = assert_close(&got, &want, 1e-3, &format!("{name} f16 {file}"));
                     eprintln!("{name} f16 {file}: max |Δ| / max|ref| = {rel:.2e}");
                 }
-                _ => assert!(cos >= 0.99, "{name} int8 {file}: cosine {cos}"),
+                _ => assert!(cos >= 0.99, "{name} int8 {engine} {file}: cosine {cos}"),
             }
         }
         let predictions = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
@@ -121,8 +124,20 @@ fn fixture_check(name: &str) {
             .skip(1)
             .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
             .collect();
-        assert_eq!(got, expected, "{name} {dtype} predictions");
+        assert_eq!(got, expected, "{name} {dtype} {engine} predictions");
     }
+    // Int8 activations need int8 kernels: an f16 model is refused with a one-line reason.
+    let refused = alltnn_err(&[
+        &"infer",
+        &tmp.path().join("f16.tnn"),
+        &fixture.join("input.npy"),
+        &"--engine",
+        &"native-a8",
+    ]);
+    assert!(
+        refused.contains("f16.tnn") && refused.contains("int8 activations need int8 weights"),
+        "{refused}"
+    );
 
     // Energy: the hardware estimate follows the stored type; the measured (activation-based)
     // energy of the int8 model stays within 1 % of the f32 one.
@@ -395,47 +410,65 @@ fn paper_alltnn_int8_is_small_and_close_to_f32() {
     let n = test_labels.len();
     let per_image = spec.input_len();
     let layers = spec.layers.len();
-    let (mut e32, mut e8) = (
-        Engine::new(&f32_model, batch).unwrap(),
+    let mut e32 = Engine::new(&f32_model, batch).unwrap();
+    // Int8 weights with f32 activations, and with int8 activations.
+    let mut quantised = [
         Engine::new(&int8_model, batch).unwrap(),
-    );
-    let mut min_cos = vec![f64::INFINITY; layers + 1];
-    let (mut agree, mut top1) = (0, Vec::new());
+        Engine::new(&int8_model, batch)
+            .unwrap()
+            .with_int8_activations()
+            .unwrap(),
+    ];
+    let mut min_cos = [
+        vec![f64::INFINITY; layers + 1],
+        vec![f64::INFINITY; layers + 1],
+    ];
+    let (mut agree, mut top1) = ([0, 0], Vec::new());
     let (mut max_prob, mut correct) = (0f64, 0);
     for (chunk, labels) in test
         .chunks(batch * per_image)
         .zip(test_labels.chunks(batch))
     {
         let p32 = e32.run(chunk).unwrap().to_vec();
-        let p8 = e8.run(chunk).unwrap().to_vec();
-        for (l, worst) in min_cos[..layers].iter_mut().enumerate() {
-            let per = e32.activation(l).len() / e32.batch();
-            for (a, b) in e8
-                .activation(l)
-                .chunks(per)
-                .zip(e32.activation(l).chunks(per))
-            {
-                *worst = worst.min(cosine(a, b));
+        for ((engine, min_cos), agree) in quantised.iter_mut().zip(&mut min_cos).zip(&mut agree) {
+            let p8 = engine.run(chunk).unwrap().to_vec();
+            for (l, worst) in min_cos[..layers].iter_mut().enumerate() {
+                let per = e32.activation(l).len() / e32.batch();
+                for (a, b) in engine
+                    .activation(l)
+                    .chunks(per)
+                    .zip(e32.activation(l).chunks(per))
+                {
+                    *worst = worst.min(cosine(a, b));
+                }
+            }
+            for (a, b) in p8.chunks(classes).zip(p32.chunks(classes)) {
+                min_cos[layers] = min_cos[layers].min(cosine(a, b));
+                *agree += usize::from(argmax(a) == argmax(b));
             }
         }
-        for ((a, b), &label) in p8.chunks(classes).zip(p32.chunks(classes)).zip(labels) {
-            min_cos[layers] = min_cos[layers].min(cosine(a, b));
+        for (b, &label) in p32.chunks(classes).zip(labels) {
             correct += usize::from(argmax(b) == label);
-            agree += usize::from(argmax(a) == argmax(b));
             top1.push(argmax(b));
             max_prob += b[argmax(b)] as f64;
         }
     }
     top1.sort();
     top1.dedup();
+    let cosines = |c: &[f64]| c.iter().map(|c| format!("{c:.5}")).collect::<Vec<_>>();
+    for (what, (min_cos, agree)) in ["int8", "int8 with int8 activations"]
+        .iter()
+        .zip(min_cos.iter().zip(agree))
+    {
+        eprintln!(
+            "{what} vs f32 over {n} stimuli: min cosine per layer {:?} (last: probabilities); \
+             top-1 agreement {agree}/{n}",
+            cosines(min_cos)
+        );
+    }
     eprintln!(
-        "int8 vs f32 over {n} stimuli: min cosine per layer {:?} (last: probabilities); \
-         top-1 agreement {agree}/{n}; f32: top-1 spans {} classes, mean top-1 probability \
-         {:.4}, {correct}/{n} stimuli in their family's class",
-        min_cos
-            .iter()
-            .map(|c| format!("{c:.5}"))
-            .collect::<Vec<_>>(),
+        "f32: top-1 spans {} classes, mean top-1 probability {:.4}, {correct}/{n} stimuli in \
+         their family's class",
         top1.len(),
         max_prob / n as f64
     );
@@ -445,6 +478,8 @@ fn paper_alltnn_int8_is_small_and_close_to_f32() {
         "f32 predictions span only {} classes",
         top1.len()
     );
-    assert!(min_cos.iter().all(|&c| c >= 0.99), "{min_cos:?}");
-    assert!(agree * 100 >= 99 * n, "top-1 agreement {agree}/{n}");
+    for (min_cos, agree) in min_cos.iter().zip(agree) {
+        assert!(min_cos.iter().all(|&c| c >= 0.99), "{min_cos:?}");
+        assert!(agree * 100 >= 99 * n, "top-1 agreement {agree}/{n}");
+    }
 }

@@ -88,11 +88,14 @@ pub fn run(args: Args) -> Result<()> {
         for &batch in &args.batch {
             let images = &input[..batch * spec.input_len()];
             let timing = match kind {
-                EngineKind::Native => {
-                    let mut engine = Engine::new(&model, batch)?;
+                native if native.is_native() => {
+                    let mut engine = native
+                        .native(&model, batch)
+                        .with_context(|| format!("{}", path.display()))?;
                     let timing = time(&mut engine, images, batch, &args)?;
                     if args.layers {
-                        profiles.push((batch, profile(&mut engine, images, args.runs)?));
+                        let stages = profile(&mut engine, images, args.runs)?;
+                        profiles.push((native.name(), batch, stages));
                     }
                     timing
                 }
@@ -109,7 +112,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             };
             timings.push(Timing {
-                engine: name(kind),
+                engine: kind.name(),
                 ..timing
             });
         }
@@ -146,8 +149,8 @@ pub fn run(args: Args) -> Result<()> {
         }));
     }
     let mut layers = Vec::new();
-    for (batch, stages) in &profiles {
-        println!("native, batch {batch}, per layer (median ms per batch):");
+    for (engine, batch, stages) in &profiles {
+        println!("{engine}, batch {batch}, per layer (median ms per batch):");
         println!(
             "{:<9}{:>10}{:>22}{:>14}{:>14}",
             "layer", "kernel", "activation+norm+pool", "weights MB", "kernel GB/s"
@@ -177,7 +180,9 @@ pub fn run(args: Args) -> Result<()> {
         }
         let readout = at(Stage::Readout);
         println!("{:<9}{:>10.3}", "readout", readout * 1e3);
-        layers.push(json!({"batch": batch, "layers": rows, "readout_ms": readout * 1e3}));
+        layers.push(json!({
+            "engine": engine, "batch": batch, "layers": rows, "readout_ms": readout * 1e3,
+        }));
     }
     if let Some(out) = &args.json {
         let doc = json!({
@@ -189,14 +194,6 @@ pub fn run(args: Args) -> Result<()> {
         crate::outputs::write_atomic(out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
     }
     Ok(())
-}
-
-fn name(kind: EngineKind) -> &'static str {
-    match kind {
-        EngineKind::Native => "native",
-        EngineKind::Tract => "tract",
-        EngineKind::Ort => "ort",
-    }
 }
 
 /// Deterministic preprocessed-range inputs in [−1, 1].

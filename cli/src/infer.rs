@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use alltnn_runtime::engine::{Engine, Model};
+use alltnn_runtime::engine::Model;
 use alltnn_runtime::ModelSpec;
 use anyhow::{bail, Context, Result};
 
@@ -44,8 +44,9 @@ pub struct Args {
     /// Number of top classes to report per stimulus.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     top_k: u32,
-    /// Inference engine: this project's runtime, or the model's ONNX export in tract or
-    /// onnxruntime (builds with the cargo features `tract`, `ort`; see README "Engines").
+    /// Inference engine: this project's runtime (`native-a8`: with int8 activations, for int8
+    /// models), or the model's ONNX export in tract or onnxruntime (builds with the cargo
+    /// features `tract`, `ort`; see README "Engines").
     #[arg(long, value_enum, default_value_t = EngineKind::Native)]
     engine: EngineKind,
 }
@@ -59,7 +60,7 @@ pub fn run(args: Args) -> Result<()> {
     args.engine.prepare()?;
     let path = &args.model;
     match args.engine {
-        EngineKind::Native => {
+        native if native.is_native() => {
             if engines::is_onnx(path) {
                 bail!(
                     "{}: the native engine runs .tnn models: run ONNX files with --engine tract \
@@ -71,7 +72,10 @@ pub fn run(args: Args) -> Result<()> {
             let file = weights::verified(&mapped, path)?;
             let model = Model::from_file(&file).with_context(|| format!("{}", path.display()))?;
             infer(&args, shard, model.spec(), model.class_names(), |batch| {
-                Ok(Box::new(Engine::new(&model, batch)?))
+                let engine = native.native(&model, batch);
+                Ok(Box::new(
+                    engine.with_context(|| format!("{}", path.display()))?,
+                ))
             })
         }
         #[cfg(any(feature = "tract", feature = "ort"))]

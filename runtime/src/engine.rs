@@ -8,12 +8,14 @@
 
 use core::ops::Range;
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{FormatError, RunError};
 use crate::format::TnnFile;
+use crate::kernels::quantised::{self, Packed, QuantisedInputs};
 use crate::kernels::weights::Weights;
 use crate::kernels::{self, dense, local, norm, pool};
 use crate::spec::{
@@ -148,6 +150,11 @@ impl<'a> Model<'a> {
         &self.layers[l]
     }
 
+    /// Inputs of the readout: the last block's flattened output.
+    fn readout_n_in(&self) -> usize {
+        self.geometry.last().map_or(0, |g| g.pooled_len())
+    }
+
     pub fn readout(&self) -> (Weights<'a>, Option<&'a [f32]>) {
         (self.readout_kernel, self.readout_bias)
     }
@@ -214,6 +221,35 @@ pub struct Engine<'m, 'a> {
     /// The logits; the outputs fill the rest of the arena.
     logits: Range<usize>,
     arena: Arena<'m>,
+    /// Set by [`Engine::with_int8_activations`].
+    quantised: Option<Quantised>,
+}
+
+impl InputBuffer {
+    /// Quantises `x`, images of `per_image` values, into this buffer.
+    fn quantise(&mut self, x: &[f32], per_image: usize) -> QuantisedInputs<'_> {
+        quantised::quantise(x, per_image, &mut self.bytes, &mut self.scales);
+        QuantisedInputs {
+            bytes: &self.bytes,
+            scales: &self.scales,
+            stride: quantised::image_stride(per_image),
+        }
+    }
+}
+
+/// What an engine with int8 activations keeps: every kernel packed for
+/// [`kernels::block::accumulate_q8`], and the buffer of the current layer's quantised input.
+struct Quantised {
+    layers: Vec<Packed>,
+    readout: Packed,
+    input: InputBuffer,
+}
+
+/// A layer input of a batch, quantised: the bytes, with 3 to spare ([`local::forward_q8`]), and
+/// one scale per image.
+struct InputBuffer {
+    bytes: Vec<u8>,
+    scales: Vec<f32>,
 }
 
 impl<'m, 'a> Engine<'m, 'a> {
@@ -287,7 +323,48 @@ impl<'m, 'a> Engine<'m, 'a> {
             blocks,
             logits,
             arena,
+            quantised: None,
         })
+    }
+
+    /// This engine with int8 activations: every layer's input (and the readout's) is quantised
+    /// per image to 8 bits and multiplied by the int8 weights in integers (see
+    /// [`kernels::quantised`]), which AVX-512-VNNI does four multiply-adds per lane at a time;
+    /// on other CPUs the integer kernel is the scalar reference (slower than the default path).
+    /// Needs a model whose kernels are all int8; packs them, allocating about the int8 model's
+    /// size again.
+    pub fn with_int8_activations(mut self) -> Result<Self, RunError> {
+        let model = self.model;
+        let mut layers = Vec::with_capacity(model.layers.len());
+        let mut largest_input = model.readout_n_in();
+        for (l, (layer, g)) in model.spec.layers.iter().zip(&model.geometry).enumerate() {
+            let shape = layer_shape(layer, g);
+            let name = format!("layer {l}");
+            let per_position = layer.kind == LayerKind::LocallyConnected;
+            layers.push(pack(model.layers[l].kernel, &shape, per_position, name)?);
+            largest_input = largest_input.max(g.input_len());
+        }
+        let classes = model.spec.readout.classes as usize;
+        let readout = pack(
+            model.readout_kernel,
+            &dense::shape(model.readout_n_in(), classes),
+            true,
+            "readout".into(),
+        )?;
+        self.quantised = Some(Quantised {
+            layers,
+            readout,
+            input: InputBuffer {
+                bytes: vec![0; self.capacity * quantised::image_stride(largest_input) + 3],
+                scales: vec![0.0; self.capacity],
+            },
+        });
+        Ok(self)
+    }
+
+    /// Whether [`Engine::with_int8_activations`] made this engine.
+    pub fn int8_activations(&self) -> bool {
+        self.quantised.is_some()
     }
 
     pub fn model(&self) -> &'m Model<'a> {
@@ -349,7 +426,8 @@ impl<'m, 'a> Engine<'m, 'a> {
                 pooled: &mut rest[..block.pooled.len()],
             };
             let n_in = batch * model.geometry[l].input_len();
-            run_block(model, l, &x[..n_in], batch, bufs, &mut observe);
+            let quantised = self.quantised.as_mut();
+            run_block(model, l, &x[..n_in], batch, bufs, quantised, &mut observe);
             observe(Stage::Layer(l));
         }
         let last = self.blocks.len() - 1;
@@ -360,15 +438,23 @@ impl<'m, 'a> Engine<'m, 'a> {
         let classes = model.spec.readout.classes as usize;
         let (logits, outputs) = rest.split_at_mut(self.logits.len());
         let logits = &mut logits[..batch * classes];
-        dense::forward(
-            model.readout_kernel,
-            model.readout_bias,
-            n_in,
-            classes,
-            batch,
-            &x[..batch * n_in],
-            logits,
-        );
+        let x = &x[..batch * n_in];
+        match self.quantised.as_mut() {
+            Some(q) => {
+                let input = q.input.quantise(x, n_in);
+                let bias = model.readout_bias;
+                dense::forward_q8(&q.readout, bias, (n_in, classes), batch, input, logits);
+            }
+            None => dense::forward(
+                model.readout_kernel,
+                model.readout_bias,
+                n_in,
+                classes,
+                batch,
+                x,
+                logits,
+            ),
+        }
         let out = &mut outputs[..batch * classes];
         out.copy_from_slice(logits);
         if model.spec.output == OutputActivation::Softmax {
@@ -441,20 +527,23 @@ fn run_block(
     x: &[f32],
     batch: usize,
     block: BlockBuffers<'_>,
+    mut quantised: Option<&mut Quantised>,
     observe: &mut impl FnMut(Stage),
 ) {
     let layer = &model.spec.layers[l];
     let g = &model.geometry[l];
     let w = &model.layers[l];
-    let shape = local::LocalShape {
-        input: g.input,
-        kernel: layer.kernel as usize,
-        stride: layer.stride as usize,
-        output: g.output,
-    };
+    let shape = layer_shape(layer, g);
     let sharing = match layer.kind {
         LayerKind::LocallyConnected => local::Sharing::PerPosition,
         LayerKind::Conv => local::Sharing::Shared,
+    };
+    let mut kernel = |out: &mut [f32]| match quantised.as_deref_mut() {
+        Some(q) => {
+            let input = q.input.quantise(x, g.input_len());
+            local::forward_q8(&shape, &q.layers[l], w.bias, batch, input, out);
+        }
+        None => local::forward(&shape, sharing, w.kernel, w.bias, batch, x, out),
     };
     let n_out = batch * g.output_len();
     let channels = g.output[2];
@@ -476,7 +565,7 @@ fn run_block(
     // Activation and norm, position by position: pieces of whole positions on all threads.
     let piece = kernels::piece_len(n_out / channels, channels);
     if layer.norm_first && has_norm {
-        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, normed);
+        kernel(normed);
         observe(Stage::Kernel(l));
         kernels::zip_pieces(normed, piece, act, piece, |normed, act| {
             // Position by position, while its values are in L1.
@@ -490,7 +579,7 @@ fn run_block(
             }
         });
     } else {
-        local::forward(&shape, sharing, w.kernel, w.bias, batch, x, act);
+        kernel(act);
         observe(Stage::Kernel(l));
         if has_norm {
             kernels::zip_pieces(act, piece, normed, piece, |act, normed| {
@@ -518,4 +607,38 @@ fn run_block(
             pool::max_pool_2x2(image, 1, g.output, out)
         });
     }
+}
+
+/// The kernel shape of one layer.
+fn layer_shape(layer: &LayerSpec, g: &LayerGeometry) -> local::LocalShape {
+    local::LocalShape {
+        input: g.input,
+        kernel: layer.kernel as usize,
+        stride: layer.stride as usize,
+        output: g.output,
+    }
+}
+
+/// Packs an int8 kernel for [`Engine::with_int8_activations`].
+fn pack(
+    kernel: Weights<'_>,
+    shape: &local::LocalShape,
+    per_position: bool,
+    name: String,
+) -> Result<Packed, RunError> {
+    let Weights::I8 { values, scales } = kernel else {
+        return Err(RunError::Int8ActivationsNeedInt8 {
+            kernel: name,
+            dtype: kernel.dtype().name(),
+        });
+    };
+    let rows = shape.patch_len();
+    if rows > quantised::MAX_BLOCK_ROWS {
+        return Err(RunError::BlockTooLong {
+            kernel: name,
+            rows,
+            max: quantised::MAX_BLOCK_ROWS,
+        });
+    }
+    Ok(Packed::for_layer(values, scales, shape, per_position))
 }

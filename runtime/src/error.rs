@@ -69,4 +69,12 @@ pub enum RunError {
     EmptyBatch,
     #[error("arena of {found} values is too small: the engine needs {needed}")]
     ArenaTooSmall { needed: usize, found: usize },
+    #[error("int8 activations need int8 weights, but the {kernel} kernel is {dtype} (convert with --dtype int8)")]
+    Int8ActivationsNeedInt8 { kernel: String, dtype: &'static str },
+    #[error("int8 activations: the {kernel} kernel sums {rows} inputs per unit, more than the {max} whose integer sums fit 32 bits")]
+    BlockTooLong {
+        kernel: String,
+        rows: usize,
+        max: usize,
+    },
 }

@@ -8,7 +8,7 @@ use alltnn_runtime::engine::{Engine, Model};
 use alltnn_runtime::format::{self, AlignedBytes, DType, TensorSource, TnnFile};
 use alltnn_runtime::spec::{
     Activation, InputSpec, LayerKind, LayerSpec, ModelSpec, Norm, NormParams, OutputActivation,
-    Preprocess, ReadoutSpec, TensorSpec,
+    Preprocess, ReadoutSpec, TensorRole, TensorSpec,
 };
 use alltnn_runtime::RunError;
 
@@ -110,6 +110,7 @@ fn naive(
     spec: &ModelSpec,
     w: &[(TensorSpec, Vec<f32>)],
     image: &[f32],
+    int8_inputs: bool,
 ) -> (Vec<Captured>, Vec<f64>) {
     let get = |name: &str| {
         w.iter()
@@ -124,6 +125,9 @@ fn naive(
     let mut x: Vec<f64> = image.iter().map(|&v| v as f64).collect();
     let mut captured = Vec::new();
     for (l, ls) in spec.layers.iter().enumerate() {
+        if int8_inputs {
+            x = to_int8_grid(&x);
+        }
         let (k, s, f) = (ls.kernel as usize, ls.stride as usize, ls.filters as usize);
         let (oh, ow) = ((h - k) / s + 1, (wd - k) / s + 1);
         let kernel = get(&format!("layer{l}.kernel")).unwrap();
@@ -231,6 +235,9 @@ fn naive(
         }
         c = f;
     }
+    if int8_inputs {
+        x = to_int8_grid(&x);
+    }
     let classes = spec.readout.classes as usize;
     let rk = get("readout.kernel").unwrap();
     let rb = get("readout.bias").unwrap();
@@ -249,6 +256,158 @@ fn naive(
         logits.iter_mut().for_each(|v| *v = (*v - max).exp() / sum);
     }
     (captured, logits)
+}
+
+/// A layer input as int8 activations see it: `a · s` with `a` the nearest integer (ties to
+/// even) to `x / s` in f32 arithmetic (`x · (127 / max)`), `s = max|x| / 127`.
+fn to_int8_grid(x: &[f64]) -> Vec<f64> {
+    let max = x.iter().fold(0f32, |m, &v| m.max((v as f32).abs()));
+    if max == 0.0 {
+        return x.to_vec();
+    }
+    let (inv, step) = (127.0 / max, max / 127.0);
+    x.iter()
+        .map(|&v| ((v as f32) * inv).round_ties_even() as f64 * step as f64)
+        .collect()
+}
+
+/// The model with every kernel quantised as the converter does (per unit `s = max|w| / 127`,
+/// `q = round(w / s)`), encoded with int8 kernels, and the weights the int8 values stand for.
+fn int8_model(
+    spec: &ModelSpec,
+    w: &[(TensorSpec, Vec<f32>)],
+) -> (AlignedBytes, Vec<(TensorSpec, Vec<f32>)>) {
+    let mut stored: Vec<(String, DType, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut dequantised = Vec::new();
+    for (t, data) in w {
+        let Some(units) = t.unit_shape().filter(|_| t.role == TensorRole::Kernel) else {
+            stored.push((
+                t.name(),
+                DType::F32,
+                t.shape.clone(),
+                bytemuck::cast_slice(data).to_vec(),
+            ));
+            dequantised.push((t.clone(), data.clone()));
+            continue;
+        };
+        let width = *t.shape.last().unwrap();
+        let unit_count: usize = units.iter().product();
+        let rows = data.len() / unit_count;
+        let unit = |i: usize| (i / (rows * width)) * width + i % width;
+        let mut scales = vec![0f32; unit_count];
+        for (i, v) in data.iter().enumerate() {
+            scales[unit(i)] = scales[unit(i)].max(v.abs() / 127.0);
+        }
+        let q: Vec<i8> = data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v / scales[unit(i)]).round() as i8)
+            .collect();
+        dequantised.push((
+            t.clone(),
+            q.iter()
+                .enumerate()
+                .map(|(i, &q)| q as f32 * scales[unit(i)])
+                .collect(),
+        ));
+        stored.push((
+            t.name(),
+            DType::I8,
+            t.shape.clone(),
+            bytemuck::cast_slice(&q).to_vec(),
+        ));
+        let scale_bytes = bytemuck::cast_slice(&scales).to_vec();
+        stored.push((
+            format::scale_name(&t.name()),
+            DType::F32,
+            units,
+            scale_bytes,
+        ));
+    }
+    let sources: Vec<TensorSource> = stored
+        .iter()
+        .map(|(name, dtype, shape, bytes)| TensorSource {
+            name,
+            dtype: *dtype,
+            shape,
+            bytes,
+        })
+        .collect();
+    let bytes = AlignedBytes::from_slice(&format::encode(spec, &sources, &[]).unwrap());
+    (bytes, dequantised)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// Int8 activations: against the definition with every layer input put on its image's int8
+/// grid; image by image the same bits as in a batch; close to the same int8 model with f32
+/// activations; refused for a model with f32 kernels.
+#[test]
+fn int8_activations() {
+    let mut first = layer(LayerKind::LocallyConnected, 6, 3, 2, ln(), true);
+    first.activation = Activation::Linear;
+    let s = spec(vec![
+        first,
+        layer(LayerKind::LocallyConnected, 5, 2, 1, ln(), false),
+        layer(LayerKind::Conv, 9, 2, 1, Norm::None, false),
+    ]);
+    let w = weights(&s, 7);
+    let (bytes, dequantised) = int8_model(&s, &w);
+    let file = TnnFile::parse_verified(&bytes).unwrap();
+    let model = Model::from_file(&file).unwrap();
+    let batch = 5;
+    let per = s.input_len();
+    let mut rng = Rng(3);
+    let input: Vec<f32> = (0..batch * per).map(|_| rng.next()).collect();
+    let mut engine = Engine::new(&model, batch)
+        .unwrap()
+        .with_int8_activations()
+        .unwrap();
+    assert!(engine.int8_activations());
+    let out = engine.run(&input).unwrap().to_vec();
+    let classes = s.readout.classes as usize;
+    for b in 0..batch {
+        let (layers, probs) = naive(&s, &dequantised, &input[b * per..(b + 1) * per], true);
+        assert_close(&out[b * classes..(b + 1) * classes], &probs, "output");
+        for (l, (a, _, _)) in layers.iter().enumerate() {
+            let len = a.len();
+            assert_close(
+                &engine.activation(l)[b * len..][..len],
+                a,
+                &format!("activation {l}"),
+            );
+        }
+    }
+    let mut single = Engine::new(&model, 1)
+        .unwrap()
+        .with_int8_activations()
+        .unwrap();
+    for b in 0..batch {
+        let alone = single.run(&input[b * per..(b + 1) * per]).unwrap();
+        assert_eq!(alone, &out[b * classes..(b + 1) * classes], "image {b}");
+    }
+    let mut plain = Engine::new(&model, batch).unwrap();
+    let reference = plain.run(&input).unwrap().to_vec();
+    for l in 0..s.layers.len() {
+        let c = cosine(engine.activation(l), plain.activation(l));
+        assert!(c > 0.999, "layer {l}: cosine {c}");
+    }
+    assert!(cosine(&out, &reference) > 0.999);
+    let f32_bytes = encode(&s, &w);
+    let f32_file = TnnFile::parse_verified(&f32_bytes).unwrap();
+    let f32_model = Model::from_file(&f32_file).unwrap();
+    let refused = Engine::new(&f32_model, 1)
+        .unwrap()
+        .with_int8_activations()
+        .err();
+    assert!(
+        matches!(refused, Some(RunError::Int8ActivationsNeedInt8 { ref kernel, dtype: "f32" }) if kernel == "layer 0"),
+        "{refused:?}"
+    );
 }
 
 fn assert_close(got: &[f32], want: &[f64], what: &str) {
@@ -284,7 +443,7 @@ fn check(spec: ModelSpec, batch: usize, capacity: usize) {
     assert_eq!(lent.logits(), engine.logits());
     let classes = spec.readout.classes as usize;
     for b in 0..batch {
-        let (layers, probs) = naive(&spec, &w, &input[b * per..(b + 1) * per]);
+        let (layers, probs) = naive(&spec, &w, &input[b * per..(b + 1) * per], false);
         assert_close(&out[b * classes..(b + 1) * classes], &probs, "output");
         for (l, (a, n, _)) in layers.iter().enumerate() {
             let len = a.len();
@@ -333,7 +492,7 @@ fn check_energy(spec: ModelSpec) {
     }
     let mut want: Vec<(Vec<f64>, Vec<f64>, u64)> = Vec::new();
     for image in input.chunks(per) {
-        let (layers, _) = naive(&spec, &w, image);
+        let (layers, _) = naive(&spec, &w, image, false);
         for (l, (a, _, pre)) in layers.into_iter().enumerate() {
             if want.len() <= l {
                 want.push((vec![0.0; a.len()], vec![0.0; a.len()], 0));

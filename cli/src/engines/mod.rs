@@ -13,13 +13,17 @@ mod tract;
 
 use std::path::Path;
 
-use alltnn_runtime::engine::Engine;
+use alltnn_runtime::engine::{Engine, Model};
 use anyhow::{bail, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineKind {
     /// This project's runtime (`.tnn` files).
     Native,
+    /// This project's runtime with int8 activations (int8 `.tnn` files; fast on CPUs with
+    /// AVX-512-VNNI, slow elsewhere; see README "Int8 activations").
+    #[value(name = "native-a8")]
+    NativeA8,
     /// The ONNX export in tract (cargo feature `tract`).
     Tract,
     /// The ONNX export in onnxruntime (cargo feature `ort`).
@@ -31,7 +35,7 @@ impl EngineKind {
     /// onnxruntime cannot be loaded.
     pub fn prepare(self) -> Result<()> {
         let (built, feature) = match self {
-            EngineKind::Native => return Ok(()),
+            EngineKind::Native | EngineKind::NativeA8 => return Ok(()),
             EngineKind::Tract => (cfg!(feature = "tract"), "tract"),
             EngineKind::Ort => (cfg!(feature = "ort"), "ort"),
         };
@@ -46,6 +50,32 @@ impl EngineKind {
             ort::environment()?;
         }
         Ok(())
+    }
+}
+
+impl EngineKind {
+    /// Whether it is this project's runtime.
+    pub fn is_native(self) -> bool {
+        matches!(self, EngineKind::Native | EngineKind::NativeA8)
+    }
+
+    /// This project's runtime on `model` for batches of up to `batch` images.
+    pub fn native<'m, 'a>(self, model: &'m Model<'a>, batch: usize) -> Result<Engine<'m, 'a>> {
+        let engine = Engine::new(model, batch)?;
+        Ok(match self {
+            EngineKind::NativeA8 => engine.with_int8_activations()?,
+            _ => engine,
+        })
+    }
+
+    /// The name `--engine` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Native => "native",
+            EngineKind::NativeA8 => "native-a8",
+            EngineKind::Tract => "tract",
+            EngineKind::Ort => "ort",
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Dense readout: `out[b] = bias + x[b] · W` with the Keras `(in, out)` kernel.
 
 use super::local::{self, LocalShape, Sharing};
+use super::quantised::{Packed, QuantisedInputs};
 use super::weights::Weights;
 
 /// `input` is `batch × n_in`, `kernel` `n_in × n_out`, `out` `batch × n_out`: a locally
@@ -14,12 +15,7 @@ pub fn forward(
     input: &[f32],
     out: &mut [f32],
 ) {
-    let shape = LocalShape {
-        input: [1, 1, n_in],
-        kernel: 1,
-        stride: 1,
-        output: [1, 1, n_out],
-    };
+    let shape = shape(n_in, n_out);
     local::forward(
         &shape,
         Sharing::PerPosition,
@@ -29,6 +25,28 @@ pub fn forward(
         input,
         out,
     );
+}
+
+/// [`forward`] with int8 activations (see [`local::forward_q8`]).
+pub fn forward_q8(
+    kernel: &Packed,
+    bias: Option<&[f32]>,
+    (n_in, n_out): (usize, usize),
+    batch: usize,
+    input: QuantisedInputs<'_>,
+    out: &mut [f32],
+) {
+    local::forward_q8(&shape(n_in, n_out), kernel, bias, batch, input, out);
+}
+
+/// The layer shape of a dense layer.
+pub fn shape(n_in: usize, n_out: usize) -> LocalShape {
+    LocalShape {
+        input: [1, 1, n_in],
+        kernel: 1,
+        stride: 1,
+        output: [1, 1, n_out],
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ impl LocalShape {
 use core::ops::Range;
 
 use super::block::{self, Inputs};
+use super::quantised::{self, Packed, QuantisedInputs};
 use super::weights::{apply_scales, Weights};
 
 /// Whether the kernel holds one weight block per position or one shared block.
@@ -71,26 +72,114 @@ pub fn forward(
         batch,
         input,
     };
-    let (positions, f) = (shape.positions(), shape.output[2]);
     assert!(input.len() >= batch * shape.input.iter().product::<usize>());
+    assert!(bias.is_none_or(|b| b.len() >= layer.blocks() * shape.output[2]));
+    assert!(kernel.len() >= layer.blocks() * shape.patch_len() * shape.output[2]);
+    // SAFETY: sizes checked above and by `each_position`, which hands out disjoint parts.
+    each_position(shape, batch, out, |p, cols, out| unsafe {
+        layer.position(p, cols, out)
+    });
+}
+
+/// [`forward`] with int8 activations: `input` is the layer input quantised per image
+/// ([`quantised::quantise`]; its bytes must extend 3 past the last image, which the last group of
+/// a patch row may read) and `kernel` the layer's int8 kernel packed for it.
+pub fn forward_q8(
+    shape: &LocalShape,
+    kernel: &Packed,
+    bias: Option<&[f32]>,
+    batch: usize,
+    input: QuantisedInputs<'_>,
+    out: &mut [f32],
+) {
+    let blocks = kernel.blocks();
+    let in_len = shape.input.iter().product::<usize>();
+    assert!(input.stride >= in_len && input.scales.len() >= batch);
+    assert!(input.bytes.len() >= (batch - 1) * input.stride + in_len + 3);
+    assert!(bias.is_none_or(|b| b.len() >= blocks * shape.output[2]));
+    assert!(blocks == 1 || blocks == shape.positions());
+    let [_, w, c] = shape.input;
+    let (f, out_len) = (shape.output[2], shape.positions() * shape.output[2]);
+    let position = |p: usize, cols: Range<usize>, out: *mut f32| {
+        let (r, q) = (p / shape.output[1], p % shape.output[1]);
+        let block = if blocks == 1 { 0 } else { p };
+        let (words, offsets, scales) = kernel.block(block);
+        let inputs = Inputs {
+            data: input.bytes,
+            base: (r * shape.stride * w + q * shape.stride) * c,
+            batch_stride: input.stride,
+            rows: shape.kernel,
+            row_stride: w * c,
+            row_len: kernel.groups(),
+        };
+        let outputs = |b: usize| {
+            // SAFETY: these columns of this position belong to this call (`each_position`).
+            unsafe {
+                core::slice::from_raw_parts_mut(
+                    out.add(b * out_len + p * f + cols.start),
+                    cols.len(),
+                )
+            }
+        };
+        for b in 0..batch {
+            // The integer sums start from zero (the bits of 0.0).
+            outputs(b).fill(0.0);
+        }
+        block::check(
+            words.len(),
+            f,
+            &cols,
+            &inputs,
+            batch,
+            batch * out_len - p * f,
+            out_len,
+        );
+        // SAFETY: bounds checked; exclusive access as above.
+        unsafe {
+            block::accumulate_q8_unchecked(
+                words,
+                f,
+                cols.clone(),
+                inputs,
+                batch,
+                out.add(p * f).cast(),
+                out_len,
+            )
+        };
+        let bias = bias.map(|b| &b[block * f..][cols.clone()]);
+        for (b, &s) in input.scales[..batch].iter().enumerate() {
+            let (offsets, scales) = (&offsets[cols.clone()], &scales[cols.clone()]);
+            quantised::dequantise(outputs(b), s, offsets, scales, bias);
+        }
+    };
+    each_position(shape, batch, out, position);
+}
+
+/// Runs `position(p, cols, out)` over every output position `p` (all `cols` of it, or on several
+/// threads column ranges of it), with `out` the start of `out`'s `batch × positions × F` values;
+/// each call may write only its columns of its position, in every image.
+fn each_position(
+    shape: &LocalShape,
+    batch: usize,
+    out: &mut [f32],
+    position: impl Fn(usize, Range<usize>, *mut f32) + Sync,
+) {
+    let (positions, f) = (shape.positions(), shape.output[2]);
     assert!(out.len() >= batch * positions * f);
-    assert!(bias.is_none_or(|b| b.len() >= layer.blocks() * f));
-    assert!(kernel.len() >= layer.blocks() * shape.patch_len() * f);
     #[cfg(feature = "parallel")]
     if let Some(tasks) = parallel::tasks(positions, f, batch * positions * shape.patch_len() * f) {
         let out = parallel::SharedOut(out.as_mut_ptr());
         parallel::run(tasks, |(ps, cols)| {
             for p in ps {
-                // SAFETY: tasks cover disjoint (position, column) ranges of `out`, which is
-                // borrowed exclusively for the whole parallel run; sizes checked above.
-                unsafe { layer.position(p, cols.clone(), out.get()) };
+                // Tasks cover disjoint (position, column) ranges of `out`, which is borrowed
+                // exclusively for the whole parallel run.
+                position(p, cols.clone(), out.get());
             }
         });
         return;
     }
     for p in 0..positions {
-        // SAFETY: `out` is borrowed exclusively; sizes checked above.
-        unsafe { layer.position(p, 0..f, out.as_mut_ptr()) };
+        position(p, 0..f, out.as_mut_ptr());
     }
 }
 
@@ -154,7 +243,7 @@ impl Layer<'_, '_> {
         };
         let out_len_total = self.batch * out_len - p * f;
         block::check(
-            weights,
+            weights.len(),
             f,
             &cols,
             &inputs,

@@ -8,6 +8,7 @@ pub mod dense;
 pub mod local;
 pub mod norm;
 pub mod pool;
+pub mod quantised;
 pub mod weights;
 
 use crate::spec::Activation;

@@ -32,19 +32,29 @@ pub enum Isa {
     Avx2,
     /// AVX-512 F/BW/VL with FMA and F16C.
     Avx512,
+    /// AVX-512 as above and VNNI: the same kernels, and int8 × int8 products for quantised
+    /// activations ([`accumulate_q8`]); without it those run on the scalar reference.
+    Avx512Vnni,
     /// AArch64 Advanced SIMD.
     Neon,
 }
 
 impl Isa {
     /// Every instruction set, scalar first.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+    pub const ALL: [Isa; 5] = [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512,
+        Isa::Avx512Vnni,
+        Isa::Neon,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Avx512Vnni => "avx512vnni",
             Isa::Neon => "neon",
         }
     }
@@ -57,6 +67,9 @@ impl Isa {
             use std::is_x86_feature_detected as has;
             let base = has!("avx2") && has!("fma") && has!("f16c");
             if base && has!("avx512f") && has!("avx512bw") && has!("avx512vl") {
+                if has!("avx512vnni") {
+                    return Isa::Avx512Vnni;
+                }
                 return Isa::Avx512;
             }
             if base {
@@ -73,6 +86,9 @@ impl Isa {
                 && cfg!(target_feature = "avx512bw")
                 && cfg!(target_feature = "avx512vl")
             {
+                if cfg!(target_feature = "avx512vnni") {
+                    return Isa::Avx512Vnni;
+                }
                 return Isa::Avx512;
             }
             if base {
@@ -91,8 +107,9 @@ impl Isa {
         let best = Isa::best();
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 => matches!(best, Isa::Avx2 | Isa::Avx512),
-            Isa::Avx512 | Isa::Neon => best == self,
+            Isa::Avx2 => matches!(best, Isa::Avx2 | Isa::Avx512 | Isa::Avx512Vnni),
+            Isa::Avx512 => matches!(best, Isa::Avx512 | Isa::Avx512Vnni),
+            Isa::Avx512Vnni | Isa::Neon => best == self,
         }
     }
 
@@ -102,6 +119,7 @@ impl Isa {
             Isa::Avx2 => 2,
             Isa::Avx512 => 3,
             Isa::Neon => 4,
+            Isa::Avx512Vnni => 5,
         }
     }
 }
@@ -109,13 +127,15 @@ impl Isa {
 static SELECTED: AtomicU8 = AtomicU8::new(0);
 
 /// The instruction set in use: [`Isa::best`] unless [`set_isa`] chose another (with `std`,
-/// the environment variable `ALLTNN_ISA=scalar|avx2|avx512|neon` does the same at first use).
+/// the environment variable `ALLTNN_ISA=scalar|avx2|avx512|avx512vnni|neon` does the same at
+/// first use).
 pub fn isa() -> Isa {
     match SELECTED.load(Ordering::Relaxed) {
         1 => Isa::Scalar,
         2 => Isa::Avx2,
         3 => Isa::Avx512,
         4 => Isa::Neon,
+        5 => Isa::Avx512Vnni,
         _ => {
             let chosen = from_env().unwrap_or_else(Isa::best);
             SELECTED.store(chosen.code(), Ordering::Relaxed);
@@ -146,10 +166,12 @@ pub fn set_isa(isa: Isa) -> Result<Isa, Isa> {
 }
 
 /// Where a batch's inputs for one block are: `x[b, j]`, `j = row · row_len + i`, is
-/// `data[base + b · batch_stride + row · row_stride + i]`.
+/// `data[base + b · batch_stride + row · row_stride + i]`. For quantised inputs (`u8`, see
+/// [`accumulate_q8`]) `x[b, j]` is a group of four bytes and the row's `i`-th group starts at
+/// byte `4i`.
 #[derive(Clone, Copy, Debug)]
-pub struct Inputs<'a> {
-    pub data: &'a [f32],
+pub struct Inputs<'a, X = f32> {
+    pub data: &'a [X],
     pub base: usize,
     pub batch_stride: usize,
     pub rows: usize,
@@ -157,17 +179,31 @@ pub struct Inputs<'a> {
     pub row_len: usize,
 }
 
-impl Inputs<'_> {
+/// An input element type: f32 values, or bytes read in groups of four.
+pub trait Input: Copy {
+    /// Elements per block row index.
+    const PER_INDEX: usize;
+}
+
+impl Input for f32 {
+    const PER_INDEX: usize = 1;
+}
+
+impl Input for u8 {
+    const PER_INDEX: usize = 4;
+}
+
+impl<X: Input> Inputs<'_, X> {
     fn len(&self) -> usize {
         self.rows * self.row_len
     }
 
-    /// One past the last index read for `batch` images.
+    /// One past the last element read for `batch` images.
     fn end(&self, batch: usize) -> usize {
         self.base
             + (batch - 1) * self.batch_stride
             + (self.rows - 1) * self.row_stride
-            + self.row_len
+            + self.row_len * X::PER_INDEX
     }
 }
 
@@ -183,17 +219,18 @@ pub fn accumulate(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    check(w, width, &cols, &x, batch, out.len(), out_stride);
+    check(w.len(), width, &cols, &x, batch, out.len(), out_stride);
     // SAFETY: `out` is borrowed exclusively and `check` bounds every index.
     unsafe { accumulate_unchecked(w, width, cols, x, batch, out.as_mut_ptr(), out_stride) }
 }
 
-/// Panics unless every index [`accumulate`] touches lies inside its buffers.
-pub(crate) fn check(
-    w: Weights<'_>,
+/// Panics unless every index [`accumulate`] or [`accumulate_q8`] touches lies inside its
+/// buffers (`w_len` weights, `out_len` outputs).
+pub(crate) fn check<X: Input>(
+    w_len: usize,
     width: usize,
     cols: &Range<usize>,
-    x: &Inputs<'_>,
+    x: &Inputs<'_, X>,
     batch: usize,
     out_len: usize,
     out_stride: usize,
@@ -202,7 +239,7 @@ pub(crate) fn check(
         return;
     }
     assert!(
-        cols.end <= width && w.len() >= x.len() * width,
+        cols.end <= width && w_len >= x.len() * width,
         "weight block too small"
     );
     assert!(x.end(batch) <= x.data.len(), "inputs out of range");
@@ -311,6 +348,98 @@ fn scalar<T: Copy>(
     }
 }
 
+/// The integer product of quantised inputs and int8 weights: `out[b · out_stride + c] += Σ_j
+/// x[b, j] · w[j · width + c]` in wrapping `i32` arithmetic, where an input `x[b, j]` is a group
+/// of four unsigned bytes (see [`Inputs`]), a weight word `w[j · width + c]` holds the four signed
+/// bytes of the same four block rows for column `c` (byte `r` in bits `8r..8r + 8`), and the
+/// product of two groups is the sum of their four byte products — the AVX-512-VNNI `vpdpbusd`
+/// operation. Integer sums are exact, so every instruction set, tiling and thread count gives
+/// the same bits.
+#[allow(clippy::too_many_arguments)]
+pub fn accumulate_q8(
+    w: &[u32],
+    width: usize,
+    cols: Range<usize>,
+    x: Inputs<'_, u8>,
+    batch: usize,
+    out: &mut [i32],
+    out_stride: usize,
+) {
+    check(w.len(), width, &cols, &x, batch, out.len(), out_stride);
+    // SAFETY: `out` is borrowed exclusively and `check` bounds every index.
+    unsafe { accumulate_q8_unchecked(w, width, cols, x, batch, out.as_mut_ptr(), out_stride) }
+}
+
+/// [`accumulate_q8`] into raw output rows (see [`accumulate_unchecked`]).
+///
+/// # Safety
+/// As [`accumulate_unchecked`].
+pub(crate) unsafe fn accumulate_q8_unchecked(
+    w: &[u32],
+    width: usize,
+    cols: Range<usize>,
+    x: Inputs<'_, u8>,
+    batch: usize,
+    out: *mut i32,
+    out_stride: usize,
+) {
+    // SAFETY: the caller's bounds; `isa()` only reports what the CPU supports.
+    unsafe { accumulate_q8_with(isa(), w, width, cols, x, batch, out, out_stride) }
+}
+
+/// [`accumulate_q8_unchecked`] with the instruction set `isa`.
+///
+/// # Safety
+/// As [`accumulate_unchecked`], and this CPU must support `isa`.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+unsafe fn accumulate_q8_with(
+    isa: Isa,
+    w: &[u32],
+    width: usize,
+    cols: Range<usize>,
+    x: Inputs<'_, u8>,
+    batch: usize,
+    out: *mut i32,
+    out_stride: usize,
+) {
+    if batch == 0 || cols.is_empty() || x.len() == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Vnni {
+        // SAFETY: forwarded from the caller.
+        unsafe { x86::accumulate_q8(w, width, cols, x, batch, out, out_stride) };
+        return;
+    }
+    for row in 0..x.rows {
+        for i in 0..x.row_len {
+            let j = row * x.row_len + i;
+            let w_row = &w[j * width + cols.start..j * width + cols.end];
+            for b in 0..batch {
+                let at = x.base + b * x.batch_stride + row * x.row_stride + 4 * i;
+                let xv = &x.data[at..at + 4];
+                // SAFETY: bounds from `check`; these outputs belong to this call alone.
+                let o = unsafe {
+                    core::slice::from_raw_parts_mut(
+                        out.add(b * out_stride + cols.start),
+                        cols.len(),
+                    )
+                };
+                for (o, &w) in o.iter_mut().zip(w_row) {
+                    let dot = w
+                        .to_le_bytes()
+                        .iter()
+                        .zip(xv)
+                        .map(|(&w, &x)| i32::from(w as i8) * i32::from(x))
+                        .sum::<i32>();
+                    *o = o.wrapping_add(dot);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,7 +462,7 @@ mod tests {
         out: &mut [f32],
         out_stride: usize,
     ) {
-        check(w, width, &cols, &x, batch, out.len(), out_stride);
+        check(w.len(), width, &cols, &x, batch, out.len(), out_stride);
         // SAFETY: bounds checked; `available` lists only what this CPU supports.
         unsafe { accumulate_with(isa, w, width, cols, x, batch, out.as_mut_ptr(), out_stride) }
     }
@@ -397,6 +526,61 @@ mod tests {
                             (got as f64 - want).abs() <= 1e-5 * (1.0 + size),
                             "{:?} b {} c {}: {} vs {}", isa, b, c, got, want
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// Random block shapes, column ranges, batch sizes and strides: every instruction set
+        /// gives exactly the integer sums of the definition (wrapping `i32`), inputs over the
+        /// whole byte range and weights over the whole int8 range, and leaves other outputs
+        /// untouched.
+        #[test]
+        fn every_isa_gives_the_exact_quantised_sums(
+            rows in 1usize..4, row_len in 1usize..20, gap in 0usize..9, width in 1usize..90,
+            batch in 1usize..21, col_a in 0usize..90, col_b in 0usize..90, seed in any::<u64>(),
+        ) {
+            let cols = col_a.min(col_b) % width..(col_a.max(col_b) % width + 1).max(col_a.min(col_b) % width + 1);
+            let mut state = seed | 1;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            // Rows of 4·row_len bytes; odd strides put groups at unaligned addresses.
+            let row_stride = 4 * row_len + gap;
+            let batch_stride = rows * row_stride + 3;
+            let data: Vec<u8> = (0..batch * batch_stride + 9).map(|_| next() as u8).collect();
+            let x = Inputs { data: &data, base: 5, batch_stride, rows, row_stride, row_len };
+            let w: Vec<u32> = (0..rows * row_len * width).map(|_| next() as u32).collect();
+            let out_stride = width + 7;
+            let init: Vec<i32> = (0..batch * out_stride).map(|_| next() as i32).collect();
+            for isa in available() {
+                let mut out = init.clone();
+                check(w.len(), width, &cols, &x, batch, out.len(), out_stride);
+                // SAFETY: bounds checked; `available` lists only what this CPU supports.
+                unsafe {
+                    accumulate_q8_with(isa, &w, width, cols.clone(), x, batch, out.as_mut_ptr(), out_stride)
+                };
+                for b in 0..batch {
+                    for c in 0..out_stride {
+                        let start = init[b * out_stride + c];
+                        let mut want = i64::from(start);
+                        if cols.contains(&c) {
+                            for row in 0..rows {
+                                for i in 0..row_len {
+                                    let word = w[(row * row_len + i) * width + c].to_le_bytes();
+                                    for (r, &q) in word.iter().enumerate() {
+                                        let at = 5 + b * batch_stride + row * row_stride + 4 * i + r;
+                                        want += i64::from(q as i8) * i64::from(data[at]);
+                                    }
+                                }
+                            }
+                        }
+                        prop_assert_eq!(out[b * out_stride + c], want as i32, "{:?} b {} c {}", isa, b, c);
                     }
                 }
             }

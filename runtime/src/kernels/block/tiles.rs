@@ -94,11 +94,26 @@ impl Stripe {
     }
 }
 
+/// Input `i` of the row at `p`, for f32 inputs.
+///
+/// # Safety
+/// The value lies inside the inputs.
+#[inline(always)]
+pub(super) unsafe fn read_f32(p: *const f32, i: usize) -> f32 {
+    // SAFETY: the caller's.
+    unsafe { *p.add(i) }
+}
+
 /// The tiled kernel for one weight type, written against the enclosing module's `V`, `L`, `WIDE`,
 /// `zero`, `splat`, `fma`, `load_out`, `store_out`, `prefetch_l1`, `prefetch_l2` and the given
-/// loader.
+/// loader. Inputs are f32 unless the form with `$x` (input element), `$xe` (what one read gives),
+/// `$read` (the reader) and `$skip` (whether a single image skips zero inputs) says otherwise.
 macro_rules! tiles {
     ($features:literal, $name:ident, $tile:ident, $rows:ident, $quad:ident, $t:ty, $load:ident) => {
+        tiles!($features, $name, $tile, $rows, $quad, $t, $load, f32, f32, read_f32, true);
+    };
+    ($features:literal, $name:ident, $tile:ident, $rows:ident, $quad:ident, $t:ty, $load:ident,
+     $x:ty, $xe:ty, $read:ident, $skip:literal) => {
         /// # Safety
         /// As [`super::accumulate`]; the CPU has the module's features.
         #[target_feature(enable = $features)]
@@ -106,7 +121,7 @@ macro_rules! tiles {
             w: *const $t,
             width: usize,
             cols: Range<usize>,
-            x: Inputs<'_>,
+            x: Inputs<'_, $x>,
             batch: usize,
             (out, out_stride): (*mut f32, usize),
         ) {
@@ -197,17 +212,17 @@ macro_rules! tiles {
             w: *const $t,
             width: usize,
             n: usize,
-            x: &Inputs<'_>,
-            xb: *const f32,
+            x: &Inputs<'_, $x>,
+            xb: *const $x,
             out: *mut f32,
         ) {
-            let mut pending = [(0f32, 0usize); 4];
+            let mut pending = [(<$xe>::default(), 0usize); 4];
             let mut count = 0;
             for row in 0..x.rows {
                 for i in 0..x.row_len {
                     // SAFETY: inside the image's inputs.
-                    let xv = unsafe { *xb.add(row * x.row_stride + i) };
-                    if xv == 0.0 {
+                    let xv = unsafe { $read(xb.add(row * x.row_stride), i) };
+                    if $skip && xv == <$xe>::default() {
                         continue;
                     }
                     let j = row * x.row_len + i;
@@ -231,10 +246,10 @@ macro_rules! tiles {
                     }
                 }
             }
-            // The last rows: the missing terms get a zero input and repeat a real row.
+            // The last rows: the missing terms get a zero input (no term) and repeat a real row.
             if count > 0 {
                 for p in count..4 {
-                    pending[p] = (0.0, pending[0].1);
+                    pending[p] = (<$xe>::default(), pending[0].1);
                 }
                 // SAFETY: as above.
                 unsafe { $quad(w, width, n, &pending, out) };
@@ -247,7 +262,7 @@ macro_rules! tiles {
             w: *const $t,
             width: usize,
             n: usize,
-            rows: &[(f32, usize); 4],
+            rows: &[($xe, usize); 4],
             out: *mut f32,
         ) {
             let (x0, x1, x2, x3) = (
@@ -290,10 +305,10 @@ macro_rules! tiles {
             w: *const $t,
             width: usize,
             n: usize,
-            x: &Inputs<'_>,
+            x: &Inputs<'_, $x>,
             rows: Range<usize>,
             mut prefetch: Stripe,
-            xb: *const f32,
+            xb: *const $x,
             out: *mut f32,
             out_stride: usize,
         ) -> usize {
@@ -317,7 +332,7 @@ macro_rules! tiles {
                     let j = row * x.row_len + i;
                     // A single image skips zero inputs (post-ReLU): their weights are never
                     // loaded.
-                    if B == 1 && unsafe { *xr.add(i) } == 0.0 {
+                    if $skip && B == 1 && unsafe { $read(xr, i) } == <$xe>::default() {
                         continue;
                     }
                     if let Some(line) = prefetch.next() {
@@ -332,7 +347,7 @@ macro_rules! tiles {
                     }
                     for (b, acc) in acc.iter_mut().enumerate() {
                         // SAFETY: image `b` of the tile.
-                        let xv = splat(unsafe { *xr.add(b * x.batch_stride + i) });
+                        let xv = splat(unsafe { $read(xr.add(b * x.batch_stride), i) });
                         for (a, &v) in acc.iter_mut().zip(&wv) {
                             *a = fma(xv, v, *a);
                         }

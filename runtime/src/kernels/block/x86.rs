@@ -1,4 +1,5 @@
-//! AVX2 and AVX-512 versions of [`super::accumulate`]: `tiles!` over each set's vector helpers.
+//! AVX2 and AVX-512 versions of [`super::accumulate`], and the AVX-512-VNNI version of
+//! [`super::accumulate_q8`]: `tiles!` over each set's vector helpers.
 
 use core::arch::x86_64::*;
 use core::ops::Range;
@@ -24,11 +25,13 @@ pub(super) unsafe fn accumulate(
     // SAFETY: forwarded from the caller.
     unsafe {
         match (isa, w) {
-            (Isa::Avx512, Weights::F32(v)) => avx512::f32(v.as_ptr(), width, cols, x, batch, o),
-            (Isa::Avx512, Weights::F16(v)) => {
+            (Isa::Avx512 | Isa::Avx512Vnni, Weights::F32(v)) => {
+                avx512::f32(v.as_ptr(), width, cols, x, batch, o)
+            }
+            (Isa::Avx512 | Isa::Avx512Vnni, Weights::F16(v)) => {
                 avx512::f16(v.as_ptr().cast(), width, cols, x, batch, o)
             }
-            (Isa::Avx512, Weights::I8 { values, .. }) => {
+            (Isa::Avx512 | Isa::Avx512Vnni, Weights::I8 { values, .. }) => {
                 avx512::i8(values.as_ptr(), width, cols, x, batch, o)
             }
             (_, Weights::F32(v)) => avx2::f32(v.as_ptr(), width, cols, x, batch, o),
@@ -36,6 +39,21 @@ pub(super) unsafe fn accumulate(
             (_, Weights::I8 { values, .. }) => avx2::i8(values.as_ptr(), width, cols, x, batch, o),
         }
     }
+}
+
+/// # Safety
+/// As [`super::accumulate_q8_unchecked`], and this CPU must have AVX-512-VNNI.
+pub(super) unsafe fn accumulate_q8(
+    w: &[u32],
+    width: usize,
+    cols: Range<usize>,
+    x: Inputs<'_, u8>,
+    batch: usize,
+    out: *mut i32,
+    out_stride: usize,
+) {
+    // SAFETY: forwarded from the caller; the integer sums live in the outputs' 32-bit slots.
+    unsafe { vnni::q8(w.as_ptr(), width, cols, x, batch, (out.cast(), out_stride)) }
 }
 
 /// Asks for the line at `p` in L1 (a prefetch never faults, wherever `p` points).
@@ -141,6 +159,87 @@ mod avx512 {
         quad_i8,
         i8,
         load_i8
+    );
+}
+
+/// Integer sums of quantised inputs and int8 weight words: a "multiply-add" is `vpdpbusd`,
+/// sixteen lanes of four byte products each; the accumulators are `i32` lanes kept in the
+/// outputs' 32-bit slots between row chunks.
+mod vnni {
+    use super::*;
+
+    type V = __m512i;
+    const L: usize = 16;
+    /// Images per tile in narrow layers: 16 accumulators of the 32 registers.
+    const WIDE: usize = 16;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mask(n: usize) -> __mmask16 {
+        if n >= 16 {
+            0xffff
+        } else {
+            ((1u32 << n) - 1) as u16
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn zero() -> V {
+        _mm512_setzero_si512()
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn splat(v: u32) -> V {
+        _mm512_set1_epi32(v as i32)
+    }
+    /// `acc + x·w`: `x` the unsigned input bytes, `w` the signed weight bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    fn fma(x: V, w: V, acc: V) -> V {
+        _mm512_dpbusd_epi32(acc, x, w)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_out(p: *const f32, n: usize) -> V {
+        // SAFETY: the caller's `n` slots at `p`; masked lanes are not read.
+        unsafe { _mm512_maskz_loadu_epi32(mask(n), p.cast()) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_out(p: *mut f32, v: V, n: usize) {
+        // SAFETY: as `load_out`.
+        unsafe { _mm512_mask_storeu_epi32(p.cast(), mask(n), v) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load_words(p: *const u32, n: usize) -> V {
+        // SAFETY: as `load_out`.
+        unsafe { _mm512_maskz_loadu_epi32(mask(n), p.cast()) }
+    }
+
+    /// Group `i` of the row at `p`: the four input bytes `4i..4i + 4` as one little-endian word
+    /// (byte `r` is the input of block row `4i + r`).
+    ///
+    /// # Safety
+    /// The four bytes lie inside the inputs.
+    #[inline(always)]
+    unsafe fn read_q8(p: *const u8, i: usize) -> u32 {
+        // SAFETY: the caller's.
+        u32::from_le(unsafe { core::ptr::read_unaligned(p.add(4 * i).cast()) })
+    }
+
+    tiles!(
+        "avx512f,avx512bw,avx512vl,avx512vnni",
+        q8,
+        tile_q8,
+        rows_q8,
+        quad_q8,
+        u32,
+        load_words,
+        u8,
+        u32,
+        read_q8,
+        false
     );
 }
 
