@@ -14,6 +14,7 @@ mod tract;
 use std::path::Path;
 
 use alltnn_runtime::engine::{Engine, Model};
+use alltnn_runtime::kernels::block::{self, Isa};
 use anyhow::{bail, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,10 +63,18 @@ impl EngineKind {
     /// This project's runtime on `model` for batches of up to `batch` images.
     pub fn native<'m, 'a>(self, model: &'m Model<'a>, batch: usize) -> Result<Engine<'m, 'a>> {
         let engine = Engine::new(model, batch)?;
-        Ok(match self {
-            EngineKind::NativeA8 => engine.with_int8_activations()?,
-            _ => engine,
-        })
+        if self != EngineKind::NativeA8 {
+            return Ok(engine);
+        }
+        let engine = engine.with_int8_activations()?;
+        if !matches!(block::isa(), Isa::Avx512Vnni | Isa::Avx2Vnni) {
+            eprintln!(
+                "warning: kernels {} have no VNNI (AVX-512-VNNI or AVX-VNNI): int8 activations \
+                 run on the scalar reference, several times slower than --engine native",
+                block::isa().name()
+            );
+        }
+        Ok(engine)
     }
 
     /// The name `--engine` takes.

@@ -30,6 +30,9 @@ pub enum Isa {
     Scalar,
     /// AVX2 with FMA and F16C.
     Avx2,
+    /// AVX2 as above and AVX-VNNI (CPUs with VNNI but without AVX-512): the AVX2 kernels, and
+    /// int8 × int8 products for quantised activations ([`accumulate_q8`]) eight lanes at a time.
+    Avx2Vnni,
     /// AVX-512 F/BW/VL with FMA and F16C.
     Avx512,
     /// AVX-512 as above and VNNI: the same kernels, and int8 × int8 products for quantised
@@ -41,9 +44,10 @@ pub enum Isa {
 
 impl Isa {
     /// Every instruction set, scalar first.
-    pub const ALL: [Isa; 5] = [
+    pub const ALL: [Isa; 6] = [
         Isa::Scalar,
         Isa::Avx2,
+        Isa::Avx2Vnni,
         Isa::Avx512,
         Isa::Avx512Vnni,
         Isa::Neon,
@@ -53,63 +57,55 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx2Vnni => "avx2vnni",
             Isa::Avx512 => "avx512",
             Isa::Avx512Vnni => "avx512vnni",
             Isa::Neon => "neon",
         }
     }
 
-    /// The best this CPU supports. With `std` it is detected at run time; without, only what
-    /// the build targets (`-C target-feature`/`target-cpu`) is used.
+    /// The best this CPU supports: the first of AVX-512 with VNNI, AVX-512, AVX2 with VNNI,
+    /// AVX2, NEON that it has, else scalar.
     pub fn best() -> Isa {
-        #[cfg(all(target_arch = "x86_64", feature = "std"))]
-        {
-            use std::is_x86_feature_detected as has;
-            let base = has!("avx2") && has!("fma") && has!("f16c");
-            if base && has!("avx512f") && has!("avx512bw") && has!("avx512vl") {
-                if has!("avx512vnni") {
-                    return Isa::Avx512Vnni;
-                }
-                return Isa::Avx512;
-            }
-            if base {
-                return Isa::Avx2;
-            }
-        }
-        #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
-        {
-            let base = cfg!(target_feature = "avx2")
-                && cfg!(target_feature = "fma")
-                && cfg!(target_feature = "f16c");
-            if base
-                && cfg!(target_feature = "avx512f")
-                && cfg!(target_feature = "avx512bw")
-                && cfg!(target_feature = "avx512vl")
-            {
-                if cfg!(target_feature = "avx512vnni") {
-                    return Isa::Avx512Vnni;
-                }
-                return Isa::Avx512;
-            }
-            if base {
-                return Isa::Avx2;
-            }
-        }
-        // Every AArch64 Linux target has NEON; a soft-float one does not.
-        if cfg!(all(target_arch = "aarch64", target_feature = "neon")) {
-            return Isa::Neon;
-        }
-        Isa::Scalar
+        [
+            Isa::Avx512Vnni,
+            Isa::Avx512,
+            Isa::Avx2Vnni,
+            Isa::Avx2,
+            Isa::Neon,
+        ]
+        .into_iter()
+        .find(|isa| isa.is_supported())
+        .unwrap_or(Isa::Scalar)
     }
 
-    /// Whether this CPU can run it.
+    /// Whether this CPU can run it. With `std` x86 features are detected at run time; without,
+    /// only what the build targets (`-C target-feature`/`target-cpu`) counts.
     pub fn is_supported(self) -> bool {
-        let best = Isa::best();
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        macro_rules! has {
+            ($($f:tt),*) => { $(std::is_x86_feature_detected!($f))&&* };
+        }
+        #[cfg(all(target_arch = "x86_64", not(feature = "std")))]
+        macro_rules! has {
+            ($($f:tt),*) => { [$(cfg!(target_feature = $f)),*].into_iter().all(|on| on) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        macro_rules! has {
+            ($($f:tt),*) => {
+                false
+            };
+        }
+        let avx2 = || has!("avx2", "fma", "f16c");
+        let avx512 = || avx2() && has!("avx512f", "avx512bw", "avx512vl");
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 => matches!(best, Isa::Avx2 | Isa::Avx512 | Isa::Avx512Vnni),
-            Isa::Avx512 => matches!(best, Isa::Avx512 | Isa::Avx512Vnni),
-            Isa::Avx512Vnni | Isa::Neon => best == self,
+            Isa::Avx2 => avx2(),
+            Isa::Avx2Vnni => avx2() && has!("avxvnni"),
+            Isa::Avx512 => avx512(),
+            Isa::Avx512Vnni => avx512() && has!("avx512vnni"),
+            // Every AArch64 Linux target has NEON; a soft-float one does not.
+            Isa::Neon => cfg!(all(target_arch = "aarch64", target_feature = "neon")),
         }
     }
 
@@ -120,6 +116,7 @@ impl Isa {
             Isa::Avx512 => 3,
             Isa::Neon => 4,
             Isa::Avx512Vnni => 5,
+            Isa::Avx2Vnni => 6,
         }
     }
 }
@@ -127,8 +124,8 @@ impl Isa {
 static SELECTED: AtomicU8 = AtomicU8::new(0);
 
 /// The instruction set in use: [`Isa::best`] unless [`set_isa`] chose another (with `std`,
-/// the environment variable `ALLTNN_ISA=scalar|avx2|avx512|avx512vnni|neon` does the same at
-/// first use).
+/// the environment variable `ALLTNN_ISA=scalar|avx2|avx2vnni|avx512|avx512vnni|neon` does the
+/// same at first use).
 pub fn isa() -> Isa {
     match SELECTED.load(Ordering::Relaxed) {
         1 => Isa::Scalar,
@@ -136,6 +133,7 @@ pub fn isa() -> Isa {
         3 => Isa::Avx512,
         4 => Isa::Neon,
         5 => Isa::Avx512Vnni,
+        6 => Isa::Avx2Vnni,
         _ => {
             let chosen = from_env().unwrap_or_else(Isa::best);
             SELECTED.store(chosen.code(), Ordering::Relaxed);
@@ -407,9 +405,9 @@ unsafe fn accumulate_q8_with(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512Vnni {
+    if matches!(isa, Isa::Avx512Vnni | Isa::Avx2Vnni) {
         // SAFETY: forwarded from the caller.
-        unsafe { x86::accumulate_q8(w, width, cols, x, batch, out, out_stride) };
+        unsafe { x86::accumulate_q8(isa, w, width, cols, x, batch, out, out_stride) };
         return;
     }
     for row in 0..x.rows {

@@ -42,8 +42,11 @@ pub(super) unsafe fn accumulate(
 }
 
 /// # Safety
-/// As [`super::accumulate_q8_unchecked`], and this CPU must have AVX-512-VNNI.
+/// As [`super::accumulate_q8_unchecked`], and `isa`, AVX-512-VNNI or AVX-VNNI, must be supported
+/// by this CPU.
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn accumulate_q8(
+    isa: Isa,
     w: &[u32],
     width: usize,
     cols: Range<usize>,
@@ -52,8 +55,14 @@ pub(super) unsafe fn accumulate_q8(
     out: *mut i32,
     out_stride: usize,
 ) {
+    let o = (out.cast(), out_stride);
     // SAFETY: forwarded from the caller; the integer sums live in the outputs' 32-bit slots.
-    unsafe { vnni::q8(w.as_ptr(), width, cols, x, batch, (out.cast(), out_stride)) }
+    unsafe {
+        match isa {
+            Isa::Avx512Vnni => vnni::q8(w.as_ptr(), width, cols, x, batch, o),
+            _ => avx_vnni::q8(w.as_ptr(), width, cols, x, batch, o),
+        }
+    }
 }
 
 /// Asks for the line at `p` in L1 (a prefetch never faults, wherever `p` points).
@@ -162,6 +171,17 @@ mod avx512 {
     );
 }
 
+/// Group `i` of the row at `p`: the four input bytes `4i..4i + 4` as one little-endian word (byte
+/// `r` is the input of block row `4i + r`).
+///
+/// # Safety
+/// The four bytes lie inside the inputs.
+#[inline(always)]
+unsafe fn read_q8(p: *const u8, i: usize) -> u32 {
+    // SAFETY: the caller's.
+    u32::from_le(unsafe { core::ptr::read_unaligned(p.add(4 * i).cast()) })
+}
+
 /// Integer sums of quantised inputs and int8 weight words: a "multiply-add" is `vpdpbusd`,
 /// sixteen lanes of four byte products each; the accumulators are `i32` lanes kept in the
 /// outputs' 32-bit slots between row chunks.
@@ -217,19 +237,81 @@ mod vnni {
         unsafe { _mm512_maskz_loadu_epi32(mask(n), p.cast()) }
     }
 
-    /// Group `i` of the row at `p`: the four input bytes `4i..4i + 4` as one little-endian word
-    /// (byte `r` is the input of block row `4i + r`).
-    ///
-    /// # Safety
-    /// The four bytes lie inside the inputs.
-    #[inline(always)]
-    unsafe fn read_q8(p: *const u8, i: usize) -> u32 {
-        // SAFETY: the caller's.
-        u32::from_le(unsafe { core::ptr::read_unaligned(p.add(4 * i).cast()) })
+    tiles!(
+        "avx512f,avx512bw,avx512vl,avx512vnni",
+        q8,
+        tile_q8,
+        rows_q8,
+        quad_q8,
+        u32,
+        load_words,
+        u8,
+        u32,
+        read_q8,
+        false
+    );
+}
+
+/// [`vnni`] in eight lanes with AVX-VNNI, for CPUs that have it without AVX-512.
+mod avx_vnni {
+    use super::*;
+
+    type V = __m256i;
+    const L: usize = 8;
+    /// Images per tile in narrow layers: 8 accumulators of the 16 registers.
+    const WIDE: usize = 8;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn zero() -> V {
+        _mm256_setzero_si256()
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn splat(v: u32) -> V {
+        _mm256_set1_epi32(v as i32)
+    }
+    /// `acc + x·w`: `x` the unsigned input bytes, `w` the signed weight bytes.
+    #[inline]
+    #[target_feature(enable = "avx2,avxvnni")]
+    fn fma(x: V, w: V, acc: V) -> V {
+        _mm256_dpbusd_avx_epi32(acc, x, w)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load_words(p: *const u32, n: usize) -> V {
+        // SAFETY: the caller's `n` values at `p`.
+        unsafe {
+            if n >= 8 {
+                _mm256_loadu_si256(p.cast())
+            } else {
+                _mm256_loadu_si256(partial::<_, 8>(p, n).as_ptr().cast())
+            }
+        }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load_out(p: *const f32, n: usize) -> V {
+        // SAFETY: as `load_words`; the slots hold integer sums.
+        unsafe { load_words(p.cast(), n) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn store_out(p: *mut f32, v: V, n: usize) {
+        // SAFETY: the caller's `n` slots at `p`.
+        unsafe {
+            if n >= 8 {
+                _mm256_storeu_si256(p.cast(), v)
+            } else {
+                let mut a = [0u32; 8];
+                _mm256_storeu_si256(a.as_mut_ptr().cast(), v);
+                core::ptr::copy_nonoverlapping(a.as_ptr(), p.cast(), n);
+            }
+        }
     }
 
     tiles!(
-        "avx512f,avx512bw,avx512vl,avx512vnni",
+        "avx2,fma,f16c,avxvnni",
         q8,
         tile_q8,
         rows_q8,
