@@ -4,6 +4,7 @@
 
 mod support;
 
+use alltnn_runtime::kernels::block::Isa;
 use support::*;
 
 /// Conversion passes strides (`convert_fixture`): conv checkpoints do not store them, and the
@@ -182,6 +183,57 @@ fn simd_and_scalar_kernels_agree() {
                         &read_npy_f32(&scalar.join(&file)),
                         1e-5,
                         &format!("{name} {dtype} batch {batch} {file}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Int8 activations sum in integers, so every kernel this CPU has (AVX-512-VNNI, AVX-VNNI and the
+/// scalar reference), batch size and thread count gives byte-identical outputs.
+#[test]
+fn int8_activations_are_identical_on_every_kernel() {
+    let isas: Vec<&str> = [Isa::Scalar, Isa::Avx2Vnni, Isa::Avx512Vnni]
+        .into_iter()
+        .filter(|isa| isa.is_supported())
+        .map(|isa| isa.name())
+        .collect();
+    for name in ["tiny-alltnn", "tiny-cnn"] {
+        let fixture = fixtures().join(name);
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("int8.tnn");
+        convert_fixture_to(name, &model, &["--dtype", "int8"]);
+        let run = |isa: &str, batch: &str, threads: &str| {
+            let out = tmp.path().join(format!("{isa}-{batch}-{threads}"));
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_alltnn"))
+                .env("ALLTNN_ISA", isa)
+                .args(["--threads", threads, "infer", "--engine", "native-a8"])
+                .arg(&model)
+                .arg(fixture.join("input.npy"))
+                .arg("--out")
+                .arg(&out)
+                .args(["--activations", "--batch", batch])
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+            out
+        };
+        let reference = run("scalar", "1", "1");
+        let files = files_in(&reference);
+        assert!(
+            files.iter().filter(|f| f.ends_with(".npy")).count() > 4,
+            "{files:?}"
+        );
+        for isa in &isas {
+            for (batch, threads) in [("1", "2"), ("4", "1"), ("4", "2")] {
+                let out = run(isa, batch, threads);
+                for file in &files {
+                    let same = std::fs::read(out.join(file)).unwrap()
+                        == std::fs::read(reference.join(file)).unwrap();
+                    assert!(
+                        same,
+                        "{name} {isa} batch {batch} threads {threads} {file} differs"
                     );
                 }
             }
