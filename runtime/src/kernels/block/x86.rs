@@ -113,13 +113,13 @@ mod avx512 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn load_out(p: *const f32, n: usize) -> V {
+    pub(super) unsafe fn load_out(p: *const f32, n: usize) -> V {
         // SAFETY: the caller's `n` values at `p`; masked lanes are not read.
         unsafe { _mm512_maskz_loadu_ps(mask(n), p) }
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn store_out(p: *mut f32, v: V, n: usize) {
+    pub(super) unsafe fn store_out(p: *mut f32, v: V, n: usize) {
         // SAFETY: as `load_out`.
         unsafe { _mm512_mask_storeu_ps(p, mask(n), v) }
     }
@@ -197,15 +197,6 @@ mod vnni {
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn mask(n: usize) -> __mmask16 {
-        if n >= 16 {
-            0xffff
-        } else {
-            ((1u32 << n) - 1) as u16
-        }
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
     fn zero() -> V {
         _mm512_setzero_si512()
     }
@@ -220,23 +211,24 @@ mod vnni {
     fn fma(x: V, w: V, acc: V) -> V {
         _mm512_dpbusd_epi32(acc, x, w)
     }
+    // Integer sums and weight words move through the f32 loads and stores, which keep the bits.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn load_out(p: *const f32, n: usize) -> V {
-        // SAFETY: the caller's `n` slots at `p`; masked lanes are not read.
-        unsafe { _mm512_maskz_loadu_epi32(mask(n), p.cast()) }
+        // SAFETY: the caller's.
+        _mm512_castps_si512(unsafe { avx512::load_out(p, n) })
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn store_out(p: *mut f32, v: V, n: usize) {
-        // SAFETY: as `load_out`.
-        unsafe { _mm512_mask_storeu_epi32(p.cast(), mask(n), v) }
+        // SAFETY: the caller's.
+        unsafe { avx512::store_out(p, _mm512_castsi512_ps(v), n) }
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn load_words(p: *const u32, n: usize) -> V {
-        // SAFETY: as `load_out`.
-        unsafe { _mm512_maskz_loadu_epi32(mask(n), p.cast()) }
+        // SAFETY: the caller's.
+        unsafe { load_out(p.cast(), n) }
     }
 
     tiles!(
@@ -280,37 +272,24 @@ mod avx_vnni {
     fn fma(x: V, w: V, acc: V) -> V {
         _mm256_dpbusd_avx_epi32(acc, x, w)
     }
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn load_words(p: *const u32, n: usize) -> V {
-        // SAFETY: the caller's `n` values at `p`.
-        unsafe {
-            if n >= 8 {
-                _mm256_loadu_si256(p.cast())
-            } else {
-                _mm256_loadu_si256(partial::<_, 8>(p, n).as_ptr().cast())
-            }
-        }
-    }
+    // As in `vnni`, through the f32 loads and stores.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn load_out(p: *const f32, n: usize) -> V {
-        // SAFETY: as `load_words`; the slots hold integer sums.
-        unsafe { load_words(p.cast(), n) }
+        // SAFETY: the caller's.
+        _mm256_castps_si256(unsafe { avx2::load_out(p, n) })
     }
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn store_out(p: *mut f32, v: V, n: usize) {
-        // SAFETY: the caller's `n` slots at `p`.
-        unsafe {
-            if n >= 8 {
-                _mm256_storeu_si256(p.cast(), v)
-            } else {
-                let mut a = [0u32; 8];
-                _mm256_storeu_si256(a.as_mut_ptr().cast(), v);
-                core::ptr::copy_nonoverlapping(a.as_ptr(), p.cast(), n);
-            }
-        }
+        // SAFETY: the caller's.
+        unsafe { avx2::store_out(p, _mm256_castsi256_ps(v), n) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load_words(p: *const u32, n: usize) -> V {
+        // SAFETY: the caller's.
+        unsafe { load_out(p.cast(), n) }
     }
 
     tiles!(
@@ -365,13 +344,13 @@ mod avx2 {
     }
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn load_out(p: *const f32, n: usize) -> V {
+    pub(super) unsafe fn load_out(p: *const f32, n: usize) -> V {
         // SAFETY: as `load_f32`.
         unsafe { load_f32(p, n) }
     }
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn store_out(p: *mut f32, v: V, n: usize) {
+    pub(super) unsafe fn store_out(p: *mut f32, v: V, n: usize) {
         // SAFETY: the caller's `n` values at `p`.
         unsafe {
             if n >= 8 {
