@@ -225,18 +225,6 @@ pub struct Engine<'m, 'a> {
     quantised: Option<Quantised>,
 }
 
-impl InputBuffer {
-    /// Quantises `x`, images of `per_image` values, into this buffer.
-    fn quantise(&mut self, x: &[f32], per_image: usize) -> QuantisedInputs<'_> {
-        quantised::quantise(x, per_image, &mut self.bytes, &mut self.scales);
-        QuantisedInputs {
-            bytes: &self.bytes,
-            scales: &self.scales,
-            stride: quantised::image_stride(per_image),
-        }
-    }
-}
-
 /// What an engine with int8 activations keeps: every kernel packed for
 /// [`kernels::block::accumulate_q8`], and the buffer of the current layer's quantised input.
 struct Quantised {
@@ -250,6 +238,18 @@ struct Quantised {
 struct InputBuffer {
     bytes: Vec<u8>,
     scales: Vec<f32>,
+}
+
+impl InputBuffer {
+    /// Quantises `x`, images of `per_image` values, into this buffer.
+    fn quantise(&mut self, x: &[f32], per_image: usize) -> QuantisedInputs<'_> {
+        quantised::quantise(x, per_image, &mut self.bytes, &mut self.scales);
+        QuantisedInputs {
+            bytes: &self.bytes,
+            scales: &self.scales,
+            stride: quantised::image_stride(per_image),
+        }
+    }
 }
 
 impl<'m, 'a> Engine<'m, 'a> {
@@ -329,8 +329,9 @@ impl<'m, 'a> Engine<'m, 'a> {
 
     /// This engine with int8 activations: every layer's input (and the readout's) is quantised
     /// per image to 8 bits and multiplied by the int8 weights in integers (see
-    /// [`kernels::quantised`]), which AVX-512-VNNI does four multiply-adds per lane at a time;
-    /// on other CPUs the integer kernel is the scalar reference (slower than the default path).
+    /// [`kernels::quantised`]), which AVX-512-VNNI and AVX-VNNI do four multiply-adds per lane at
+    /// a time; on other CPUs the integer kernel is the scalar reference (slower than the default
+    /// path).
     /// Needs a model whose kernels are all int8; packs them, allocating about the int8 model's
     /// size again.
     pub fn with_int8_activations(mut self) -> Result<Self, RunError> {

@@ -21,8 +21,8 @@ use anyhow::{bail, Result};
 pub enum EngineKind {
     /// This project's runtime (`.tnn` files).
     Native,
-    /// This project's runtime with int8 activations (int8 `.tnn` files; fast on CPUs with
-    /// AVX-512-VNNI, slow elsewhere; see README "Int8 activations").
+    /// This project's runtime with int8 activations (int8 `.tnn` files; fast on CPUs with VNNI,
+    /// slow elsewhere; see README "Int8 activations").
     #[value(name = "native-a8")]
     NativeA8,
     /// The ONNX export in tract (cargo feature `tract`).
@@ -52,9 +52,7 @@ impl EngineKind {
         }
         Ok(())
     }
-}
 
-impl EngineKind {
     /// Whether it is this project's runtime.
     pub fn is_native(self) -> bool {
         matches!(self, EngineKind::Native | EngineKind::NativeA8)
@@ -67,12 +65,15 @@ impl EngineKind {
             return Ok(engine);
         }
         let engine = engine.with_int8_activations()?;
+        static WARNED: std::sync::Once = std::sync::Once::new();
         if !matches!(block::isa(), Isa::Avx512Vnni | Isa::Avx2Vnni) {
-            eprintln!(
+            WARNED.call_once(|| {
+                eprintln!(
                 "warning: kernels {} have no VNNI (AVX-512-VNNI or AVX-VNNI): int8 activations \
                  run on the scalar reference, several times slower than --engine native",
                 block::isa().name()
-            );
+            )
+            });
         }
         Ok(engine)
     }

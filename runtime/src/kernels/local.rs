@@ -95,10 +95,15 @@ pub fn forward_q8(
     let blocks = kernel.blocks();
     let in_len = shape.input.iter().product::<usize>();
     assert!(input.stride >= in_len && input.scales.len() >= batch);
-    assert!(input.bytes.len() >= (batch - 1) * input.stride + in_len + 3);
+    assert!(input.bytes.len() >= batch.saturating_sub(1) * input.stride + in_len + 3);
     assert!(bias.is_none_or(|b| b.len() >= blocks * shape.output[2]));
-    assert!(blocks == 1 || blocks == shape.positions());
     let [_, w, c] = shape.input;
+    assert!(blocks == 1 || blocks == shape.positions());
+    assert_eq!(
+        kernel.groups(),
+        (shape.kernel * c).div_ceil(4),
+        "kernel packed for another shape"
+    );
     let (f, out_len) = (shape.output[2], shape.positions() * shape.output[2]);
     let position = |p: usize, cols: Range<usize>, out: *mut f32| {
         let (r, q) = (p / shape.output[1], p % shape.output[1]);

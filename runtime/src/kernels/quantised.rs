@@ -1,6 +1,7 @@
 //! Int8 activations for int8 models ("W8A8"): each layer's input is quantised per image to
 //! bytes, and the kernels multiply bytes by int8 weights in integers ([`block::accumulate_q8`],
-//! `vpdpbusd` on AVX-512-VNNI), four times the multiply-adds per instruction of the f32 path.
+//! `vpdpbusd` on AVX-512-VNNI and AVX-VNNI), four times the multiply-adds per instruction of the
+//! f32 path.
 //!
 //! An input `x` of image `b` becomes `a = round(x / s_b)` in `[-127, 127]` with `s_b = max|x| /
 //! 127` over the image's whole layer input, stored as the byte `a + 128` (VNNI multiplies

@@ -5,10 +5,13 @@
 //!
 //! Implementations, picked once per process ([`isa`]): the portable scalar reference, on
 //! x86-64 AVX2+FMA and AVX-512 kernels, and on AArch64 a NEON kernel; the SIMD ones convert f16
-//! and int8 weights in registers and keep a tile of outputs × batch in registers while the block streams by, so
-//! each weight is loaded once per four images. Within one output the sum runs over `j` in
-//! order in every implementation, so results do not depend on tiling or thread count; the
-//! SIMD paths differ from the scalar one only by fused multiply-add rounding.
+//! and int8 weights in registers and keep a tile of outputs × batch in registers while the block
+//! streams by, so each weight is loaded once per four images. Within one output the sum runs
+//! over `j` in order in every implementation, so results do not depend on tiling or thread
+//! count; the SIMD paths differ from the scalar one only by fused multiply-add rounding.
+//!
+//! [`accumulate_q8`] is the same product for int8 activations, in integers: the scalar reference,
+//! and with AVX-512-VNNI or AVX-VNNI the same tiles over `vpdpbusd`; all give the same bits.
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
