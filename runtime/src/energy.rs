@@ -14,8 +14,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::engine::{Engine, Model};
-use crate::kernels::local::{self, LocalShape, Sharing};
+use crate::engine::{self, Engine, Model};
+use crate::kernels::local::{self, LocalShape};
 use crate::kernels::weights::Weights;
 use crate::spec::LayerKind;
 
@@ -112,16 +112,7 @@ impl EnergyMeter {
             for (a, v) in abs_x.iter_mut().zip(&x[..n_in]) {
                 *a = v.abs();
             }
-            let shape = LocalShape {
-                input: g.input,
-                kernel: layer.kernel as usize,
-                stride: layer.stride as usize,
-                output: g.output,
-            };
-            let sharing = match layer.kind {
-                LayerKind::LocallyConnected => Sharing::PerPosition,
-                LayerKind::Conv => Sharing::Shared,
-            };
+            let (shape, sharing) = (engine::layer_shape(layer, g), engine::sharing(layer));
             let n_out = batch * g.output_len();
             let pre_out = &mut self.pre_out[..n_out];
             local::forward(

@@ -341,15 +341,14 @@ impl<'m, 'a> Engine<'m, 'a> {
         for (l, (layer, g)) in model.spec.layers.iter().zip(&model.geometry).enumerate() {
             let shape = layer_shape(layer, g);
             let name = format!("layer {l}");
-            let per_position = layer.kind == LayerKind::LocallyConnected;
-            layers.push(pack(model.layers[l].kernel, &shape, per_position, name)?);
+            layers.push(pack(model.layers[l].kernel, &shape, sharing(layer), name)?);
             largest_input = largest_input.max(g.input_len());
         }
         let classes = model.spec.readout.classes as usize;
         let readout = pack(
             model.readout_kernel,
             &dense::shape(model.readout_n_in(), classes),
-            true,
+            local::Sharing::PerPosition,
             "readout".into(),
         )?;
         self.quantised = Some(Quantised {
@@ -535,10 +534,7 @@ fn run_block(
     let g = &model.geometry[l];
     let w = &model.layers[l];
     let shape = layer_shape(layer, g);
-    let sharing = match layer.kind {
-        LayerKind::LocallyConnected => local::Sharing::PerPosition,
-        LayerKind::Conv => local::Sharing::Shared,
-    };
+    let sharing = sharing(layer);
     let mut kernel = |out: &mut [f32]| match quantised.as_deref_mut() {
         Some(q) => {
             let input = q.input.quantise(x, g.input_len());
@@ -611,7 +607,7 @@ fn run_block(
 }
 
 /// The kernel shape of one layer.
-fn layer_shape(layer: &LayerSpec, g: &LayerGeometry) -> local::LocalShape {
+pub(crate) fn layer_shape(layer: &LayerSpec, g: &LayerGeometry) -> local::LocalShape {
     local::LocalShape {
         input: g.input,
         kernel: layer.kernel as usize,
@@ -620,11 +616,19 @@ fn layer_shape(layer: &LayerSpec, g: &LayerGeometry) -> local::LocalShape {
     }
 }
 
+/// Whether a layer's kernel holds a block per position or one shared block.
+pub(crate) fn sharing(layer: &LayerSpec) -> local::Sharing {
+    match layer.kind {
+        LayerKind::LocallyConnected => local::Sharing::PerPosition,
+        LayerKind::Conv => local::Sharing::Shared,
+    }
+}
+
 /// Packs an int8 kernel for [`Engine::with_int8_activations`].
 fn pack(
     kernel: Weights<'_>,
     shape: &local::LocalShape,
-    per_position: bool,
+    sharing: local::Sharing,
     name: String,
 ) -> Result<Packed, RunError> {
     let Weights::I8 { values, scales } = kernel else {
@@ -641,5 +645,5 @@ fn pack(
             max: quantised::MAX_BLOCK_ROWS,
         });
     }
-    Ok(Packed::for_layer(values, scales, shape, per_position))
+    Ok(Packed::for_layer(values, scales, shape, sharing))
 }

@@ -24,6 +24,43 @@ impl LocalShape {
     pub fn positions(&self) -> usize {
         self.output[0] * self.output[1]
     }
+
+    /// Where the patch of output position `p` lies in a batch of inputs `data` laid out as
+    /// `(H, W, C)` images `batch_stride` apart, each patch row `row_len` block rows long.
+    fn patch<'a, X>(
+        &self,
+        p: usize,
+        data: &'a [X],
+        batch_stride: usize,
+        row_len: usize,
+    ) -> Inputs<'a, X> {
+        let [_, w, c] = self.input;
+        let (r, q) = (p / self.output[1], p % self.output[1]);
+        Inputs {
+            data,
+            base: (r * self.stride * w + q * self.stride) * c,
+            batch_stride,
+            rows: self.kernel,
+            row_stride: w * c,
+            row_len,
+        }
+    }
+}
+
+/// Image `b`'s columns `cols` of position `p` in the `batch × positions × F` outputs at `out`.
+///
+/// # Safety
+/// They lie inside the outputs, and no one else accesses them while the slice lives.
+unsafe fn columns<'o>(
+    out: *mut f32,
+    shape: &LocalShape,
+    (b, p): (usize, usize),
+    cols: &Range<usize>,
+) -> &'o mut [f32] {
+    let f = shape.output[2];
+    let at = (b * shape.positions() + p) * f + cols.start;
+    // SAFETY: the caller's.
+    unsafe { core::slice::from_raw_parts_mut(out.add(at), cols.len()) }
 }
 
 use core::ops::Range;
@@ -97,35 +134,19 @@ pub fn forward_q8(
     assert!(input.stride >= in_len && input.scales.len() >= batch);
     assert!(input.bytes.len() >= batch.saturating_sub(1) * input.stride + in_len + 3);
     assert!(bias.is_none_or(|b| b.len() >= blocks * shape.output[2]));
-    let [_, w, c] = shape.input;
     assert!(blocks == 1 || blocks == shape.positions());
     assert_eq!(
         kernel.groups(),
-        (shape.kernel * c).div_ceil(4),
+        (shape.kernel * shape.input[2]).div_ceil(4),
         "kernel packed for another shape"
     );
     let (f, out_len) = (shape.output[2], shape.positions() * shape.output[2]);
     let position = |p: usize, cols: Range<usize>, out: *mut f32| {
-        let (r, q) = (p / shape.output[1], p % shape.output[1]);
         let block = if blocks == 1 { 0 } else { p };
         let (words, offsets, scales) = kernel.block(block);
-        let inputs = Inputs {
-            data: input.bytes,
-            base: (r * shape.stride * w + q * shape.stride) * c,
-            batch_stride: input.stride,
-            rows: shape.kernel,
-            row_stride: w * c,
-            row_len: kernel.groups(),
-        };
-        let outputs = |b: usize| {
-            // SAFETY: these columns of this position belong to this call (`each_position`).
-            unsafe {
-                core::slice::from_raw_parts_mut(
-                    out.add(b * out_len + p * f + cols.start),
-                    cols.len(),
-                )
-            }
-        };
+        let inputs = shape.patch(p, input.bytes, input.stride, kernel.groups());
+        // SAFETY: these columns of this position belong to this call (`each_position`).
+        let outputs = |b: usize| unsafe { columns(out, shape, (b, p), &cols) };
         for b in 0..batch {
             // The integer sums start from zero (the bits of 0.0).
             outputs(b).fill(0.0);
@@ -212,11 +233,9 @@ impl Layer<'_, '_> {
     /// of this position meanwhile; the layer's buffers fit its shape.
     unsafe fn position(&self, p: usize, cols: Range<usize>, out: *mut f32) {
         let shape = self.shape;
-        let [_, w, c] = shape.input;
         let (k, f) = (shape.patch_len(), shape.output[2]);
         let in_len = shape.input.iter().product::<usize>();
         let out_len = shape.positions() * f;
-        let (r, q) = (p / shape.output[1], p % shape.output[1]);
         let block = match self.sharing {
             Sharing::PerPosition => p,
             Sharing::Shared => 0,
@@ -226,26 +245,14 @@ impl Layer<'_, '_> {
         let scales = weights.scales().map(|s| &s[cols.clone()]);
         for b in 0..self.batch {
             // SAFETY: these columns of this position belong to this call (caller's promise).
-            let o = unsafe {
-                core::slice::from_raw_parts_mut(
-                    out.add(b * out_len + p * f + cols.start),
-                    cols.len(),
-                )
-            };
+            let o = unsafe { columns(out, shape, (b, p), &cols) };
             // Int8 sums are scaled before the bias is added, so they start from zero.
             match (bias, scales) {
                 (Some(bias), None) => o.copy_from_slice(bias),
                 _ => o.fill(0.0),
             }
         }
-        let inputs = Inputs {
-            data: self.input,
-            base: (r * shape.stride * w + q * shape.stride) * c,
-            batch_stride: in_len,
-            rows: shape.kernel,
-            row_stride: w * c,
-            row_len: shape.kernel * c,
-        };
+        let inputs = shape.patch(p, self.input, in_len, shape.kernel * shape.input[2]);
         let out_len_total = self.batch * out_len - p * f;
         block::check(
             weights.len(),
@@ -271,13 +278,7 @@ impl Layer<'_, '_> {
         if let Some(scales) = scales {
             for b in 0..self.batch {
                 // SAFETY: as above.
-                let o = unsafe {
-                    core::slice::from_raw_parts_mut(
-                        out.add(b * out_len + p * f + cols.start),
-                        cols.len(),
-                    )
-                };
-                apply_scales(o, scales, bias);
+                apply_scales(unsafe { columns(out, shape, (b, p), &cols) }, scales, bias);
             }
         }
     }

@@ -14,7 +14,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::local::LocalShape;
+use super::local::{LocalShape, Sharing};
 
 /// What an activation byte adds to `a`.
 pub const ZERO_POINT: i32 = 128;
@@ -81,14 +81,17 @@ impl Packed {
         }
     }
 
-    /// Packs the int8 kernel of a locally connected (`per_position`) or conv layer.
+    /// Packs the int8 kernel of a locally connected or conv layer.
     pub fn for_layer(
         values: &[i8],
         scales: &[f32],
         shape: &LocalShape,
-        per_position: bool,
+        sharing: Sharing,
     ) -> Packed {
-        let blocks = if per_position { shape.positions() } else { 1 };
+        let blocks = match sharing {
+            Sharing::PerPosition => shape.positions(),
+            Sharing::Shared => 1,
+        };
         let row_len = shape.kernel * shape.input[2];
         Packed::new(
             values,
@@ -117,11 +120,6 @@ impl Packed {
             &self.offsets[index * self.width..][..self.width],
             &self.scales[index * self.width..][..self.width],
         )
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        4 * (self.words.len() + self.offsets.len() + self.scales.len())
     }
 }
 

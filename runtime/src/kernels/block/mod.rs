@@ -130,19 +130,13 @@ static SELECTED: AtomicU8 = AtomicU8::new(0);
 /// the environment variable `ALLTNN_ISA=scalar|avx2|avx2vnni|avx512|avx512vnni|neon` does the
 /// same at first use).
 pub fn isa() -> Isa {
-    match SELECTED.load(Ordering::Relaxed) {
-        1 => Isa::Scalar,
-        2 => Isa::Avx2,
-        3 => Isa::Avx512,
-        4 => Isa::Neon,
-        5 => Isa::Avx512Vnni,
-        6 => Isa::Avx2Vnni,
-        _ => {
-            let chosen = from_env().unwrap_or_else(Isa::best);
-            SELECTED.store(chosen.code(), Ordering::Relaxed);
-            chosen
-        }
+    let code = SELECTED.load(Ordering::Relaxed);
+    if let Some(isa) = Isa::ALL.into_iter().find(|isa| isa.code() == code) {
+        return isa;
     }
+    let chosen = from_env().unwrap_or_else(Isa::best);
+    SELECTED.store(chosen.code(), Ordering::Relaxed);
+    chosen
 }
 
 #[cfg(feature = "std")]

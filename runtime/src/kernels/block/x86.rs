@@ -1,5 +1,5 @@
-//! AVX2 and AVX-512 versions of [`super::accumulate`], and the AVX-512-VNNI version of
-//! [`super::accumulate_q8`]: `tiles!` over each set's vector helpers.
+//! AVX2 and AVX-512 versions of [`super::accumulate`], and the AVX-512-VNNI and AVX-VNNI
+//! versions of [`super::accumulate_q8`]: `tiles!` over each set's vector helpers.
 
 use core::arch::x86_64::*;
 use core::ops::Range;
